@@ -1,0 +1,1 @@
+"""Where route observations go: PostgreSQL (the default) and JSON lines."""

@@ -1,0 +1,453 @@
+"""One provider-call attempt as a span: :class:`LLMCall` and :func:`llm_span`.
+
+``LLMCall`` is the single choke point every emitting path goes through (the context
+manager, the decorator, fallback chains, auto-instrumentation). It opens an inference
+span with the attributes sampling needs, lets the caller record what the response said,
+and ends the span exactly once — recording the GenAI client metrics at the same moment.
+
+All recording methods swallow their own failures (see :mod:`otel_llm._safety`): a token
+count of the wrong type is logged and skipped, never raised into the application.
+"""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import Any, Iterable, Mapping, Sequence
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from otel_llm import semconv
+from otel_llm._safety import report, swallow
+from otel_llm._tracer import tracer
+from otel_llm.scope import current_scope
+
+_VALID_OPERATIONS = frozenset(semconv.INFERENCE_OPERATIONS)
+
+
+def error_type_of(exc: BaseException) -> str:
+    """The stable ``error.type`` of an exception: its class's qualified name."""
+    return type(exc).__qualname__
+
+
+def _as_count(name: str, value: Any) -> int | None:
+    """A token or item count as a non-negative int, or None (logged) if it is not one."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer count, got a bool")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int):
+        value = int(str(value).strip())  # numeric strings are accepted; anything else raises
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+class LLMCall:
+    """Handle on one in-flight LLM call; returned by :func:`llm_span`.
+
+    Record what the response said with :meth:`set_response`, :meth:`set_usage`,
+    :meth:`add_tool_call`, :meth:`first_chunk`, :meth:`set_cost` — or hand the whole
+    response to :meth:`record_response`. The span ends when the ``with`` block leaves
+    (or :meth:`end` is called); further recording after that is ignored.
+    """
+
+    __slots__ = (
+        "span",
+        "_start_ns",
+        "_ended",
+        "_failed",
+        "_ttfc_s",
+        "_input_tokens",
+        "_output_tokens",
+        "_tool_calls",
+        "_tool_call_names",
+        "_tool_call_ids",
+        "_token",
+        "_output_messages",
+    )
+
+    def __init__(
+        self,
+        *,
+        operation: str = semconv.OP_CHAT,
+        provider: str | None = None,
+        model: str | None = None,
+        agent: str | None = None,
+        route: str | None = None,
+        server_address: str | None = None,
+        server_port: int | None = None,
+        stream: bool | None = None,
+        tools: int | Sequence[Any] | None = None,
+        attempt: int | None = None,
+        fallback: bool | None = None,
+        fallback_reason: str | None = None,
+        logical_call_id: str | None = None,
+        input_messages: Any = None,
+        attributes: Mapping[str, Any] | None = None,
+        start_time_ns: int | None = None,
+    ) -> None:
+        if not isinstance(operation, str) or not operation:
+            report("opening an LLM span", TypeError(f"operation must be a non-empty str, got {operation!r}"))
+            operation = semconv.ERROR_TYPE_OTHER
+        self._start_ns = start_time_ns if start_time_ns is not None else time.time_ns()
+        self._ended = False
+        self._failed = False
+        self._ttfc_s: float | None = None
+        self._input_tokens: int | None = None
+        self._output_tokens: int | None = None
+        self._tool_calls = 0
+        self._tool_call_names: list[str] = []
+        self._tool_call_ids: list[str] = []
+        self._token: object | None = None
+        self._output_messages: list[dict[str, Any]] | None = None
+
+        attrs: dict[str, Any] = current_scope().attributes()
+        attrs[semconv.GEN_AI_OPERATION_NAME] = operation
+        if provider is not None:
+            attrs[semconv.GEN_AI_PROVIDER_NAME] = provider
+            attrs[semconv.GEN_AI_SYSTEM] = provider
+        if model is not None:
+            attrs[semconv.GEN_AI_REQUEST_MODEL] = model
+        if agent is not None:
+            attrs[semconv.GEN_AI_AGENT_NAME] = agent
+        if route is not None:
+            attrs[semconv.OTEL_LLM_ROUTE] = route
+        if server_address is not None:
+            attrs[semconv.SERVER_ADDRESS] = server_address
+        if isinstance(server_port, int) and not isinstance(server_port, bool):
+            attrs[semconv.SERVER_PORT] = server_port
+        if stream is not None:
+            attrs[semconv.GEN_AI_REQUEST_STREAM] = bool(stream)
+        if tools is not None:
+            with swallow("counting tools offered"):
+                attrs[semconv.OTEL_LLM_TOOLS_OFFERED] = tools if isinstance(tools, int) else len(tools)
+        if isinstance(attempt, int) and not isinstance(attempt, bool):
+            attrs[semconv.OTEL_LLM_ATTEMPT] = attempt
+            attrs[semconv.OTEL_LLM_FALLBACK] = bool(fallback) if fallback is not None else attempt > 0
+        elif fallback is not None:
+            attrs[semconv.OTEL_LLM_FALLBACK] = bool(fallback)
+        if fallback_reason is not None:
+            attrs[semconv.OTEL_LLM_FALLBACK_REASON] = fallback_reason
+        if logical_call_id is not None:
+            attrs[semconv.OTEL_LLM_LOGICAL_CALL_ID] = logical_call_id
+        if attributes:
+            attrs.update(attributes)
+        name = f"{operation} {model}" if model else operation
+        self.span: Span = tracer().start_span(
+            name, kind=SpanKind.CLIENT, attributes=attrs, start_time=self._start_ns
+        )
+        if input_messages is not None:
+            self.record_input_messages(input_messages)
+
+    # --- context -------------------------------------------------------------------
+    def activate(self) -> None:
+        """Make this call's span the current span (children nest under it)."""
+        if self._token is None:
+            self._token = otel_context.attach(trace.set_span_in_context(self.span))
+
+    def deactivate(self) -> None:
+        """Undo :meth:`activate`; safe to call when not active."""
+        token, self._token = self._token, None
+        if token is not None:
+            with swallow("detaching the LLM span context"):
+                otel_context.detach(token)  # type: ignore[arg-type]
+
+    # --- recording -----------------------------------------------------------------
+    @property
+    def ended(self) -> bool:
+        """Whether the span has ended (recording is then ignored)."""
+        return self._ended
+
+    @property
+    def start_time_ns(self) -> int:
+        """When the call started (epoch nanoseconds); time to first chunk is measured from here."""
+        return self._start_ns
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        """Set any attribute (a name from :mod:`otel_llm.semconv`)."""
+        if self._ended or value is None:
+            return
+        with swallow("recording an LLM span attribute"):
+            self.span.set_attribute(key, value)
+
+    def set_response(
+        self,
+        *,
+        model: str | None = None,
+        id: str | None = None,  # noqa: A002 - mirrors the response field
+        finish_reasons: Iterable[str] | str | None = None,
+    ) -> None:
+        """Record the response model, response id and finish reasons."""
+        if self._ended:
+            return
+        with swallow("recording the LLM response"):
+            if model is not None:
+                self.span.set_attribute(semconv.GEN_AI_RESPONSE_MODEL, str(model))
+            if id is not None:
+                self.span.set_attribute(semconv.GEN_AI_RESPONSE_ID, str(id))
+            if finish_reasons is not None:
+                if isinstance(finish_reasons, str):
+                    finish_reasons = [finish_reasons]
+                reasons = [str(r) for r in finish_reasons if r is not None]
+                if reasons:
+                    self.span.set_attribute(semconv.GEN_AI_RESPONSE_FINISH_REASONS, reasons)
+
+    def set_usage(
+        self,
+        *,
+        input_tokens: Any = None,
+        output_tokens: Any = None,
+        cache_read_input_tokens: Any = None,
+        cache_creation_input_tokens: Any = None,
+        reasoning_tokens: Any = None,
+    ) -> None:
+        """Record token counts. Input includes cached tokens, as the conventions say.
+
+        A count of the wrong type is logged and skipped; the others are still recorded.
+        """
+        if self._ended:
+            return
+        for name, key, value in (
+            ("input_tokens", semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens),
+            ("output_tokens", semconv.GEN_AI_USAGE_OUTPUT_TOKENS, output_tokens),
+            ("cache_read_input_tokens", semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, cache_read_input_tokens),
+            ("cache_creation_input_tokens", semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, cache_creation_input_tokens),
+            ("reasoning_tokens", semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, reasoning_tokens),
+        ):
+            try:
+                count = _as_count(name, value)
+            except Exception as exc:  # noqa: BLE001
+                report(f"recording {name}", exc)
+                continue
+            if count is None:
+                continue
+            if key == semconv.GEN_AI_USAGE_INPUT_TOKENS:
+                self._input_tokens = count
+            elif key == semconv.GEN_AI_USAGE_OUTPUT_TOKENS:
+                self._output_tokens = count
+            with swallow(f"recording {name}"):
+                self.span.set_attribute(key, count)
+
+    def set_tools_offered(self, tools: int | Sequence[Any]) -> None:
+        """Record how many tools the request offered the model."""
+        with swallow("recording tools offered"):
+            count = tools if isinstance(tools, int) else len(tools)
+            self.set_attribute(semconv.OTEL_LLM_TOOLS_OFFERED, count)
+
+    def add_tool_call(self, name: str | None, id: str | None = None) -> None:  # noqa: A002
+        """Count one tool call the model emitted; its name and id are kept (not its arguments)."""
+        if self._ended:
+            return
+        with swallow("recording a tool call"):
+            self._tool_calls += 1
+            if name is not None:
+                self._tool_call_names.append(str(name))
+            if id is not None:
+                self._tool_call_ids.append(str(id))
+
+    def first_chunk(self, at_ns: int | None = None) -> None:
+        """Mark the first streamed chunk (only the first call counts)."""
+        if self._ended or self._ttfc_s is not None:
+            return
+        with swallow("recording time to first chunk"):
+            now = at_ns if at_ns is not None else time.time_ns()
+            self._ttfc_s = max(0.0, (now - self._start_ns) / 1e9)
+            self.span.set_attribute(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, self._ttfc_s)
+
+    def set_cost(self, usd: Any, basis: str = semconv.COST_BASIS_REPORTED) -> None:
+        """Record a cost the provider or the application reported (US dollars)."""
+        if self._ended:
+            return
+        with swallow("recording cost"):
+            value = float(usd)
+            if value < 0 or value != value:
+                raise ValueError(f"cost must be a non-negative number, got {usd!r}")
+            self.span.set_attribute(semconv.OTEL_LLM_COST_USD, value)
+            self.span.set_attribute(semconv.OTEL_LLM_COST_BASIS, basis)
+
+    def set_http_status(self, status: int) -> None:
+        """Record the HTTP status of the provider's answer."""
+        self.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, int(status))
+
+    def record_input_messages(self, messages: Any) -> None:
+        """Record the prompt (only when content capture is enabled)."""
+        from otel_llm import content
+
+        if self._ended or messages is None or not content.capture_enabled():
+            return
+        with swallow("recording input messages"):
+            self.span.set_attribute(semconv.GEN_AI_INPUT_MESSAGES, content.messages_json(messages))
+
+    def add_output_message(self, message: Any, finish_reason: str | None = None) -> None:
+        """Record one completion message (only when content capture is enabled)."""
+        from otel_llm import content
+
+        if self._ended or message is None or not content.capture_enabled():
+            return
+        with swallow("recording output messages"):
+            if self._output_messages is None:
+                self._output_messages = []
+            self._output_messages.append(content.to_message(message, finish_reason))
+
+    def record_response(self, response: Any, extractor: Any = None) -> None:
+        """Read model, id, finish reasons, usage and tool calls out of a response.
+
+        OpenAI- and Ollama-shaped responses (objects or dicts) are understood;
+        ``extractor(call, response)`` handles any other shape.
+        """
+        if self._ended or response is None:
+            return
+        with swallow("reading the LLM response"):
+            if extractor is not None:
+                extractor(self, response)
+            else:
+                from otel_llm.extract import record_response
+
+                record_response(self, response)
+
+    def fail(self, error: BaseException | str) -> None:
+        """Mark the call failed (ERROR status, ``error.type``) without ending it."""
+        if self._ended:
+            return
+        with swallow("recording an LLM call failure"):
+            self._failed = True
+            if isinstance(error, BaseException):
+                etype = error_type_of(error)
+                self.span.record_exception(error)
+                self.span.set_status(Status(StatusCode.ERROR, f"{etype}: {error}"[:512]))
+            else:
+                etype = str(error) or semconv.ERROR_TYPE_OTHER
+                self.span.set_status(Status(StatusCode.ERROR, etype))
+            self.span.set_attribute(semconv.ERROR_TYPE, etype)
+
+    @property
+    def failed(self) -> bool:
+        """Whether :meth:`fail` was called (or the block raised)."""
+        return self._failed
+
+    def end(self, error: BaseException | None = None, end_time_ns: int | None = None) -> None:
+        """End the span exactly once (later calls do nothing) and record the metrics."""
+        if self._ended:
+            return
+        if error is not None:
+            self.fail(error)
+        self._ended = True
+        self.deactivate()
+        with swallow("ending the LLM span"):
+            span = self.span
+            if self._tool_calls:
+                span.set_attribute(semconv.OTEL_LLM_TOOL_CALLS, self._tool_calls)
+                if self._tool_call_names:
+                    span.set_attribute(semconv.OTEL_LLM_TOOL_CALL_NAMES, self._tool_call_names)
+                if self._tool_call_ids:
+                    span.set_attribute(semconv.OTEL_LLM_TOOL_CALL_IDS, self._tool_call_ids)
+            if self._output_messages:
+                from otel_llm import content
+
+                span.set_attribute(semconv.GEN_AI_OUTPUT_MESSAGES, content.output_json(self._output_messages))
+            end_ns = end_time_ns if end_time_ns is not None else time.time_ns()
+            # Read the attributes before ending: a span that is not recording has none.
+            attrs = getattr(span, "attributes", None)
+            span.end(end_time=end_ns)
+        if attrs is None:
+            return
+        with swallow("recording GenAI metrics"):
+            from otel_llm.metrics import record_call
+
+            record_call(attrs, (end_ns - self._start_ns) / 1e9, self._input_tokens, self._output_tokens, self._ttfc_s)
+
+    # --- with / async with -----------------------------------------------------------
+    def __enter__(self) -> "LLMCall":
+        self.activate()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.end(exc)
+
+    async def __aenter__(self) -> "LLMCall":
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+class llm_span:  # noqa: N801 - used like a function: ``with otel_llm.llm_span(...)``
+    """Open an inference span for one provider call; yields an :class:`LLMCall`.
+
+    Usable with ``with`` and ``async with``. Attributes sampling needs (operation,
+    provider, model, agent, route, server, stream, attempt) are given here, at start.
+    An exception leaving the block sets ERROR status and ``error.type``, is recorded on
+    the span, and propagates unchanged.
+
+    >>> with llm_span(provider="openai", model="gpt-4o-mini", agent="support") as call:
+    ...     response = client.chat.completions.create(...)
+    ...     call.record_response(response)
+    """
+
+    __slots__ = ("_kwargs", "_call")
+
+    def __init__(
+        self,
+        *,
+        operation: str = semconv.OP_CHAT,
+        provider: str | None = None,
+        model: str | None = None,
+        agent: str | None = None,
+        route: str | None = None,
+        server_address: str | None = None,
+        server_port: int | None = None,
+        stream: bool | None = None,
+        tools: int | Sequence[Any] | None = None,
+        attempt: int | None = None,
+        fallback: bool | None = None,
+        fallback_reason: str | None = None,
+        logical_call_id: str | None = None,
+        input_messages: Any = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._kwargs = dict(
+            operation=operation, provider=provider, model=model, agent=agent, route=route,
+            server_address=server_address, server_port=server_port, stream=stream, tools=tools,
+            attempt=attempt, fallback=fallback, fallback_reason=fallback_reason,
+            logical_call_id=logical_call_id, input_messages=input_messages, attributes=attributes,
+        )
+        self._call: LLMCall | None = None
+
+    def __enter__(self) -> LLMCall:
+        self._call = LLMCall(**self._kwargs)
+        return self._call.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._call is not None:
+            self._call.__exit__(exc_type, exc, tb)
+
+    async def __aenter__(self) -> LLMCall:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)

@@ -1,0 +1,85 @@
+"""Message content: recorded only when the user opts in.
+
+With ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` prompts and completions
+are put on the span in the conventions' message JSON shape
+(``[{"role": ..., "parts": [{"type": "text", "content": ...}]}]``); otherwise they are
+never read beyond what counting needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterable, Mapping
+
+from otel_llm import semconv
+
+_TRUE = {"true", "1", "yes", "on"}
+
+
+def capture_enabled() -> bool:
+    """Whether message content may be recorded (read from the environment each time)."""
+    return os.environ.get(semconv.CAPTURE_MESSAGE_CONTENT_ENV, "").strip().lower() in _TRUE
+
+
+def _get(obj: Any, key: str) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    parts: list[dict[str, Any]] = []
+    if isinstance(content, Iterable) and not isinstance(content, (bytes, Mapping)):
+        for item in content:
+            kind = _get(item, "type")
+            if kind == "text" or (kind is None and _get(item, "text") is not None):
+                parts.append({"type": "text", "content": _get(item, "text")})
+            else:
+                parts.append({"type": str(kind or "unknown")})
+        return parts
+    return [{"type": "text", "content": str(content)}]
+
+
+def _tool_call_parts(tool_calls: Any) -> list[dict[str, Any]]:
+    parts = []
+    for call in tool_calls or ():
+        fn = _get(call, "function")
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": _get(call, "id"),
+                "name": _get(fn, "name") if fn is not None else _get(call, "name"),
+                "arguments": _get(fn, "arguments") if fn is not None else _get(call, "arguments"),
+            }
+        )
+    return parts
+
+
+def to_message(message: Any, finish_reason: str | None = None) -> dict[str, Any]:
+    """One OpenAI- or Ollama-shaped message (object or dict) in the conventions' shape."""
+    out: dict[str, Any] = {
+        "role": _get(message, "role") or "user",
+        "parts": _parts(_get(message, "content")) + _tool_call_parts(_get(message, "tool_calls")),
+    }
+    if finish_reason is not None:
+        out["finish_reason"] = finish_reason
+    return out
+
+
+def messages_json(messages: Any) -> str:
+    """Input messages (a list, or one prompt string) as the conventions' JSON string."""
+    if isinstance(messages, str):
+        shaped = [{"role": "user", "parts": _parts(messages)}]
+    else:
+        shaped = [to_message(m) for m in messages]
+    return json.dumps(shaped, default=str, ensure_ascii=False)
+
+
+def output_json(messages: list[dict[str, Any]]) -> str:
+    """Already-shaped output messages as a JSON string."""
+    return json.dumps(messages, default=str, ensure_ascii=False)

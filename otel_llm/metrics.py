@@ -1,0 +1,81 @@
+"""GenAI client metrics: operation duration, token usage, time to first chunk.
+
+Instruments use the bucket boundaries the semantic conventions give, as advisory
+boundaries, so any SDK view the user configures still wins. Every point carries the
+operation, provider, model, server, agent and route, and ``error.type`` on failures.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Mapping
+
+from opentelemetry.metrics import Histogram
+
+from otel_llm import semconv
+from otel_llm._tracer import meter
+
+#: Span attributes copied onto every metric point (low cardinality only: never ids).
+METRIC_ATTRIBUTE_KEYS: tuple[str, ...] = (
+    semconv.GEN_AI_OPERATION_NAME,
+    semconv.GEN_AI_PROVIDER_NAME,
+    semconv.GEN_AI_REQUEST_MODEL,
+    semconv.GEN_AI_RESPONSE_MODEL,
+    semconv.SERVER_ADDRESS,
+    semconv.SERVER_PORT,
+    semconv.GEN_AI_AGENT_NAME,
+    semconv.OTEL_LLM_ROUTE,
+    semconv.ERROR_TYPE,
+)
+
+
+class Instruments:
+    """The three histograms, created once per process."""
+
+    __slots__ = ("duration", "tokens", "ttfc")
+
+    def __init__(self) -> None:
+        m = meter()
+        self.duration: Histogram = m.create_histogram(
+            semconv.METRIC_OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=list(semconv.DURATION_BUCKETS),
+        )
+        self.tokens: Histogram = m.create_histogram(
+            semconv.METRIC_TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=list(semconv.TOKEN_BUCKETS),
+        )
+        self.ttfc: Histogram = m.create_histogram(
+            semconv.METRIC_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time from the request to the first chunk of a streamed response.",
+            explicit_bucket_boundaries_advisory=list(semconv.DURATION_BUCKETS),
+        )
+
+
+@lru_cache(maxsize=1)
+def instruments() -> Instruments:
+    """The process-wide instruments."""
+    return Instruments()
+
+
+def record_call(
+    attributes: Mapping[str, Any],
+    duration_s: float,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    ttfc_s: float | None,
+) -> None:
+    """Record one finished call's points. ``attributes`` are the span's attributes."""
+    point = {k: attributes[k] for k in METRIC_ATTRIBUTE_KEYS if k in attributes}
+    inst = instruments()
+    inst.duration.record(duration_s, point)
+    if input_tokens is not None:
+        inst.tokens.record(input_tokens, {**point, semconv.GEN_AI_TOKEN_TYPE: semconv.TOKEN_TYPE_INPUT})
+    if output_tokens is not None:
+        inst.tokens.record(output_tokens, {**point, semconv.GEN_AI_TOKEN_TYPE: semconv.TOKEN_TYPE_OUTPUT})
+    if ttfc_s is not None:
+        inst.ttfc.record(ttfc_s, point)
