@@ -1,0 +1,1 @@
+"""Sub-commands of the ``otel-llm`` command line, one module each."""
