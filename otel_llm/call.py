@@ -22,6 +22,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from otel_llm import semconv
 from otel_llm._safety import report, swallow
 from otel_llm._tracer import tracer
+from otel_llm.metrics import METRIC_ATTRIBUTE_KEYS, record_call
 from otel_llm.scope import current_scope
 
 _VALID_OPERATIONS = frozenset(semconv.INFERENCE_OPERATIONS)
@@ -69,6 +70,7 @@ class LLMCall:
         "_tool_call_ids",
         "_token",
         "_output_messages",
+        "_metric_attrs",
     )
 
     def __init__(
@@ -137,6 +139,8 @@ class LLMCall:
             attrs[semconv.OTEL_LLM_LOGICAL_CALL_ID] = logical_call_id
         if attributes:
             attrs.update(attributes)
+        # Metric points carry a low-cardinality subset, chosen once here (not per point).
+        self._metric_attrs: dict[str, Any] = {k: attrs[k] for k in METRIC_ATTRIBUTE_KEYS if k in attrs}
         name = f"{operation} {model}" if model else operation
         self.span: Span = tracer().start_span(
             name, kind=SpanKind.CLIENT, attributes=attrs, start_time=self._start_ns
@@ -188,6 +192,7 @@ class LLMCall:
         with swallow("recording the LLM response"):
             if model is not None:
                 self.span.set_attribute(semconv.GEN_AI_RESPONSE_MODEL, str(model))
+                self._metric_attrs[semconv.GEN_AI_RESPONSE_MODEL] = str(model)
             if id is not None:
                 self.span.set_attribute(semconv.GEN_AI_RESPONSE_ID, str(id))
             if finish_reasons is not None:
@@ -324,6 +329,7 @@ class LLMCall:
                 etype = str(error) or semconv.ERROR_TYPE_OTHER
                 self.span.set_status(Status(StatusCode.ERROR, etype))
             self.span.set_attribute(semconv.ERROR_TYPE, etype)
+            self._metric_attrs[semconv.ERROR_TYPE] = etype
 
     @property
     def failed(self) -> bool:
@@ -338,6 +344,7 @@ class LLMCall:
             self.fail(error)
         self._ended = True
         self.deactivate()
+        end_ns = end_time_ns if end_time_ns is not None else time.time_ns()
         with swallow("ending the LLM span"):
             span = self.span
             if self._tool_calls:
@@ -350,16 +357,12 @@ class LLMCall:
                 from otel_llm import content
 
                 span.set_attribute(semconv.GEN_AI_OUTPUT_MESSAGES, content.output_json(self._output_messages))
-            end_ns = end_time_ns if end_time_ns is not None else time.time_ns()
-            # Read the attributes before ending: a span that is not recording has none.
-            attrs = getattr(span, "attributes", None)
             span.end(end_time=end_ns)
-        if attrs is None:
-            return
         with swallow("recording GenAI metrics"):
-            from otel_llm.metrics import record_call
-
-            record_call(attrs, (end_ns - self._start_ns) / 1e9, self._input_tokens, self._output_tokens, self._ttfc_s)
+            record_call(
+                self._metric_attrs, (end_ns - self._start_ns) / 1e9,
+                self._input_tokens, self._output_tokens, self._ttfc_s,
+            )
 
     # --- with / async with -----------------------------------------------------------
     def __enter__(self) -> "LLMCall":

@@ -63,14 +63,14 @@ def instruments() -> Instruments:
 
 
 def record_call(
-    attributes: Mapping[str, Any],
+    point: Mapping[str, Any],
     duration_s: float,
     input_tokens: int | None,
     output_tokens: int | None,
     ttfc_s: float | None,
 ) -> None:
-    """Record one finished call's points. ``attributes`` are the span's attributes."""
-    point = {k: attributes[k] for k in METRIC_ATTRIBUTE_KEYS if k in attributes}
+    """Record one finished call's points; ``point`` holds the metric attributes
+    (a subset of :data:`METRIC_ATTRIBUTE_KEYS`)."""
     inst = instruments()
     inst.duration.record(duration_s, point)
     if input_tokens is not None:

@@ -42,9 +42,17 @@ class Scope:
     route: str | None = None
     conversation: str | None = None
     tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    _attributes: Mapping[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Computed once: every LLM span opened in the scope copies these.
+        object.__setattr__(self, "_attributes", MappingProxyType(self._compute_attributes()))
 
     def attributes(self) -> dict[str, Any]:
-        """Span attributes for this scope (only the fields that are set)."""
+        """Span attributes for this scope (only the fields that are set); a fresh dict."""
+        return dict(self._attributes)
+
+    def _compute_attributes(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.agent is not None:
             out[semconv.GEN_AI_AGENT_NAME] = self.agent
