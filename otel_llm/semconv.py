@@ -107,6 +107,8 @@ OTEL_LLM_COST_BASIS: Final = "otel_llm.cost.basis"
 OTEL_LLM_TAGS_PREFIX: Final = "otel_llm.tag."
 OTEL_LLM_CHAIN_ATTEMPTS: Final = "otel_llm.chain.attempts"
 OTEL_LLM_CHAIN_SELECTED: Final = "otel_llm.chain.selected"
+OTEL_LLM_CHAIN_NAME: Final = "otel_llm.chain.name"
+OTEL_LLM_CHAIN_OUTCOME: Final = "otel_llm.chain.outcome"
 #: HTTP retry back-off the client waited before this attempt, in seconds.
 OTEL_LLM_RETRY_BACKOFF_S: Final = "otel_llm.retry.backoff_s"
 
