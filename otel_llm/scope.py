@@ -111,8 +111,10 @@ def _check_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
 class scope:  # noqa: N801 - used like a function: ``with otel_llm.scope(...)``
     """Set agent, session, user, route, conversation and tags for the block.
 
-    Nested scopes inherit what they do not override; tags merge. Works with ``with``
-    and ``async with``. With ``invoke_agent_span=True`` (and an agent) the block is
+    Nested scopes inherit what they do not override; tags merge. The merge happens
+    where the block is entered, so a scope object made in advance (``per_user =
+    otel_llm.user(uid)``) inherits from the scope in force at its ``with``. Works with
+    ``with`` and ``async with``. With ``invoke_agent_span=True`` (and an agent) the block is
     also wrapped in a semantic-convention ``invoke_agent {agent}`` span, the parent of
     every LLM span inside.
 
@@ -120,7 +122,7 @@ class scope:  # noqa: N801 - used like a function: ``with otel_llm.scope(...)``
     the call site with a clear message rather than producing odd telemetry.
     """
 
-    __slots__ = ("_new", "_token", "_span", "_span_cm", "_invoke_agent_span")
+    __slots__ = ("_fields", "_tags", "_new", "_token", "_span", "_span_cm", "_invoke_agent_span")
 
     def __init__(
         self,
@@ -134,18 +136,16 @@ class scope:  # noqa: N801 - used like a function: ``with otel_llm.scope(...)``
         tags: Mapping[str, Any] | None = None,
         invoke_agent_span: bool = False,
     ) -> None:
-        base = _current.get()
-        merged_tags = dict(base.tags)
-        merged_tags.update(_check_tags(tags))
-        self._new = Scope(
-            agent=_check_str("agent", agent) or base.agent,
-            agent_id=_check_str("agent_id", agent_id) or (base.agent_id if agent is None else None),
-            session=_check_str("session", session) or base.session,
-            user=_check_str("user", user) or base.user,
-            route=_check_str("route", route) or base.route,
-            conversation=_check_str("conversation", conversation) or base.conversation,
-            tags=MappingProxyType(merged_tags),
+        self._fields = (
+            _check_str("agent", agent),
+            _check_str("agent_id", agent_id),
+            _check_str("session", session),
+            _check_str("user", user),
+            _check_str("route", route),
+            _check_str("conversation", conversation),
         )
+        self._tags = _check_tags(tags)
+        self._new = self._merge(_current.get())
         if invoke_agent_span and self._new.agent is None:
             raise ValueError("otel_llm.scope(invoke_agent_span=True) needs an agent name")
         self._invoke_agent_span = invoke_agent_span
@@ -153,9 +153,27 @@ class scope:  # noqa: N801 - used like a function: ``with otel_llm.scope(...)``
         self._span_cm: Any = None
         self._span: trace.Span | None = None
 
+    def _merge(self, base: Scope) -> Scope:
+        """This scope's fields over ``base``: what is not given is inherited, tags merge."""
+        agent, agent_id, session, user, route, conversation = self._fields
+        if not any(self._fields) and not self._tags:
+            return base
+        merged_tags = dict(base.tags)
+        merged_tags.update(self._tags)
+        return Scope(
+            agent=agent or base.agent,
+            # a different agent does not inherit the outer agent's id
+            agent_id=agent_id or (base.agent_id if agent is None else None),
+            session=session or base.session,
+            user=user or base.user,
+            route=route or base.route,
+            conversation=conversation or base.conversation,
+            tags=MappingProxyType(merged_tags),
+        )
+
     @property
     def value(self) -> Scope:
-        """The scope this block sets."""
+        """The scope this block sets (merged where it was last entered, else where made)."""
         return self._new
 
     @property
@@ -164,7 +182,12 @@ class scope:  # noqa: N801 - used like a function: ``with otel_llm.scope(...)``
         return self._span
 
     def __enter__(self) -> "scope":
-        self._token = _current.set(self._new)
+        base = _current.get()
+        new = self._merge(base)
+        if self._invoke_agent_span and new.agent is None:
+            raise ValueError("otel_llm.scope(invoke_agent_span=True) needs an agent name")
+        self._new = new
+        self._token = _current.set(new)
         if self._invoke_agent_span:
             with swallow("opening the invoke_agent span"):
                 from otel_llm._tracer import tracer
