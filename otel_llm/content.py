@@ -29,7 +29,7 @@ def _get(obj: Any, key: str) -> Any:
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:
-    if content is None:
+    if content is None or content == "":
         return []
     if isinstance(content, str):
         return [{"type": "text", "content": content}]
@@ -45,6 +45,16 @@ def _parts(content: Any) -> list[dict[str, Any]]:
     return [{"type": "text", "content": str(content)}]
 
 
+def _arguments(value: Any) -> Any:
+    """Tool-call arguments as an object: OpenAI sends a JSON string, Ollama an object."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value  # not JSON (a truncated stream, say): keep what the model said
+    return value
+
+
 def _tool_call_parts(tool_calls: Any) -> list[dict[str, Any]]:
     parts = []
     for call in tool_calls or ():
@@ -54,18 +64,29 @@ def _tool_call_parts(tool_calls: Any) -> list[dict[str, Any]]:
                 "type": "tool_call",
                 "id": _get(call, "id"),
                 "name": _get(fn, "name") if fn is not None else _get(call, "name"),
-                "arguments": _get(fn, "arguments") if fn is not None else _get(call, "arguments"),
+                "arguments": _arguments(_get(fn, "arguments") if fn is not None else _get(call, "arguments")),
             }
         )
     return parts
 
 
+def _tool_response_parts(message: Any) -> list[dict[str, Any]]:
+    """A tool-result message (role ``tool``) as one ``tool_call_response`` part."""
+    value = _get(message, "content")
+    if not isinstance(value, str) and value is not None:
+        texts = [p.get("content") for p in _parts(value) if p.get("type") == "text"]
+        value = "".join(t for t in texts if isinstance(t, str))
+    return [{"type": "tool_call_response", "id": _get(message, "tool_call_id"), "response": value}]
+
+
 def to_message(message: Any, finish_reason: str | None = None) -> dict[str, Any]:
     """One OpenAI- or Ollama-shaped message (object or dict) in the conventions' shape."""
-    out: dict[str, Any] = {
-        "role": _get(message, "role") or "user",
-        "parts": _parts(_get(message, "content")) + _tool_call_parts(_get(message, "tool_calls")),
-    }
+    role = _get(message, "role") or "user"
+    if role == "tool":
+        parts = _tool_response_parts(message)
+    else:
+        parts = _parts(_get(message, "content")) + _tool_call_parts(_get(message, "tool_calls"))
+    out: dict[str, Any] = {"role": role, "parts": parts}
     if finish_reason is not None:
         out["finish_reason"] = finish_reason
     return out
