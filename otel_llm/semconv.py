@@ -152,3 +152,22 @@ TOKEN_BUCKETS: Final = (
 
 #: Instrumentation scope name of every span and metric otel-llm writes.
 INSTRUMENTATION_NAME: Final = "otel_llm"
+
+# --- read, never written: older convention names, exception events ----------------------
+#: Older name of ``http.response.status_code``.
+HTTP_STATUS_CODE_DEPRECATED: Final = "http.status_code"
+#: Span event the SDK records for an exception, and its type attribute.
+EXCEPTION_EVENT: Final = "exception"
+EXCEPTION_TYPE: Final = "exception.type"
+
+# --- route-observation processor ---------------------------------------------------------
+#: Key in an observation's ``attributes`` listing fields whose span value was unusable.
+OTEL_LLM_INVALID_FIELDS: Final = "otel_llm.invalid_fields"
+#: Metric attribute telling processors in one process apart.
+OTEL_LLM_PROCESSOR_ID: Final = "otel_llm.processor.id"
+METRIC_PROCESSOR_OBSERVED: Final = "otel_llm.processor.observed"
+METRIC_PROCESSOR_EXPORTED: Final = "otel_llm.processor.exported"
+METRIC_PROCESSOR_SPILLED: Final = "otel_llm.processor.spilled"
+METRIC_PROCESSOR_DROPPED: Final = "otel_llm.processor.dropped"
+METRIC_PROCESSOR_SKIPPED_MALFORMED: Final = "otel_llm.processor.skipped_malformed"
+METRIC_PROCESSOR_QUEUE_SIZE: Final = "otel_llm.processor.queue.size"

@@ -1,0 +1,815 @@
+"""Span -> route observation: one pure function, shared by every ingest path.
+
+:func:`derive` reads anything shaped like an SDK ``ReadableSpan`` (see :class:`SpanLike`);
+:func:`derive_from_parts` takes the same facts as plain values, for the OTLP collector,
+which decodes spans itself. Both end in the same code, so an in-process span and the same
+span received over OTLP give the same observation.
+
+Which spans count. A span is a provider-call attempt when its operation is an inference
+operation (``chat``, ``text_completion``, ``generate_content``, ``embeddings``), read
+from ``gen_ai.operation.name``, OpenLLMetry's ``llm.request.type`` or OpenLIT's older
+``gen_ai.type``; or when OpenInference marks it ``LLM``/``EMBEDDING``; or, with no
+operation at all, when it names both a provider and a model. Everything else — HTTP
+client spans, application spans, ``invoke_agent``, ``execute_tool``, fallback-chain
+spans — yields ``None``.
+
+Fields. Each field is read through the alias table in :mod:`processor.aliases`: the
+first attribute a span carries with a usable value wins. A value the span does not
+carry stays ``None`` — never guessed, never 0. A value of the wrong type (a token count
+of ``"many"``) leaves its field ``None``, stays in ``attributes`` as it was, and the
+field is listed under ``otel_llm.invalid_fields``; the observation is still produced.
+Only a span with no usable identity or timing raises :class:`MalformedSpan`.
+
+Route. ``route`` is the route name when the span has one (``otel_llm.route``);
+otherwise ``"{provider}|{model}"`` with the request model (the response model when no
+request model is known); with only one of the two known, that one alone; with neither,
+``None``. ``|`` appears in no provider or model name, so the key is unambiguous.
+
+Outcome. ``ok`` is true when the status is not ERROR and there is no ``error.type``.
+``error_type`` is ``error.type``, else the type of the last ``exception`` event of an
+ERROR span, else ``_OTHER`` for an ERROR span.
+
+Cost. A cost the span reports (``otel_llm.cost.usd``, OpenInference ``llm.cost.total``,
+OpenLIT ``gen_ai.usage.cost`` when not 0) is kept with basis ``reported`` (or the basis
+our own span gives). Otherwise a self-hosted call (ollama, vllm, lmstudio, llama.cpp, or
+a server on this machine) costs 0 with basis ``local``. Otherwise the optional
+``pricer`` computes it (basis ``computed``); without one the cost is ``None`` with basis
+``unknown``. A pricer also fills ``computed_cost_usd`` beside a reported cost.
+
+Attributes. What is left after the fields are read goes into ``attributes``, minus
+message content (prompts, completions, ``input.value``/``output.value`` ...) unless
+``capture_content=True``. Strings are cut at :data:`MAX_VALUE_CHARS`, sequences at
+:data:`MAX_SEQUENCE_ITEMS`, and at most :data:`MAX_ATTRIBUTES` keys are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+
+from otel_llm import semconv
+from processor import aliases
+from processor.observation import RouteObservation
+from processor.providers import is_local, normalize_provider
+
+#: Computes a call's cost from its observation (tokens, provider, model, time), or None.
+Pricer = Callable[[RouteObservation], "Decimal | None"]
+
+MAX_VALUE_CHARS = 4096
+MAX_SEQUENCE_ITEMS = 64
+MAX_ATTRIBUTES = 128
+#: JSON attributes longer than this are not parsed (tool definitions, output messages).
+MAX_JSON_CHARS = 1_000_000
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_STATUS_ERROR = 2  # StatusCode.ERROR in the SDK and STATUS_CODE_ERROR in OTLP
+_ERROR_STATUS_NAMES = frozenset({"ERROR", "STATUS_CODE_ERROR", "2"})
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+_OUR_COST_BASES = frozenset({semconv.COST_BASIS_REPORTED, semconv.COST_BASIS_COMPUTED, semconv.COST_BASIS_LOCAL})
+
+
+class MalformedSpan(ValueError):
+    """A provider-call span too broken to turn into an observation (ids or times unusable)."""
+
+
+# --- the shape of a span ------------------------------------------------------------------
+class SpanContextLike(Protocol):
+    """Trace and span id: an int (SDK), 16/8 raw bytes (OTLP protobuf) or hex (OTLP/JSON)."""
+
+    @property
+    def trace_id(self) -> int | bytes | str: ...
+
+    @property
+    def span_id(self) -> int | bytes | str: ...
+
+
+class StatusLike(Protocol):
+    """A span status; ``status_code`` is an SDK ``StatusCode``, an OTLP int or a name."""
+
+    @property
+    def status_code(self) -> Any: ...
+
+
+class EventLike(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def attributes(self) -> Mapping[str, Any] | None: ...
+
+
+class ResourceLike(Protocol):
+    @property
+    def attributes(self) -> Mapping[str, Any]: ...
+
+
+class SpanLike(Protocol):
+    """What derivation reads from a span; an SDK ``ReadableSpan`` is one."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def context(self) -> SpanContextLike | None: ...
+
+    @property
+    def parent(self) -> SpanContextLike | None: ...
+
+    @property
+    def start_time(self) -> int | None: ...
+
+    @property
+    def end_time(self) -> int | None: ...
+
+    @property
+    def attributes(self) -> Mapping[str, Any] | None: ...
+
+    @property
+    def status(self) -> StatusLike | None: ...
+
+    @property
+    def resource(self) -> ResourceLike | None: ...
+
+    @property
+    def events(self) -> Sequence[EventLike]: ...
+
+
+# --- which spans are provider calls ---------------------------------------------------------
+def _operation_value(value: Any) -> tuple[bool, str | None]:
+    if not isinstance(value, str):
+        return False, None
+    mapped = aliases.INFERENCE_OPERATION_VALUES.get(value.strip().lower())
+    return mapped is not None, mapped
+
+
+def classify(attributes: Mapping[str, Any]) -> tuple[bool, str | None]:
+    """Whether a span with these attributes is a provider call, and its operation if known."""
+    op = attributes.get(semconv.GEN_AI_OPERATION_NAME)
+    if op is not None:
+        return _operation_value(op)
+    request_type = attributes.get(aliases.TL_LLM_REQUEST_TYPE)
+    if request_type is not None:
+        return _operation_value(request_type)
+    kind = attributes.get(aliases.OI_SPAN_KIND)
+    if kind is not None:
+        kind = kind.strip().upper() if isinstance(kind, str) else None
+        if kind == aliases.OI_KIND_EMBEDDING:
+            return True, semconv.OP_EMBEDDINGS
+        return kind == aliases.OI_KIND_LLM, None
+    old_type = attributes.get(aliases.OL_GEN_AI_TYPE)
+    if old_type is not None:
+        return _operation_value(old_type)
+    has_provider = any(attributes.get(k) is not None for k in aliases.PROVIDER)
+    has_model = any(
+        attributes.get(k) is not None
+        for k in (*aliases.REQUEST_MODEL, *aliases.REQUEST_MODEL_LAST_RESORT, *aliases.RESPONSE_MODEL)
+    )
+    return has_provider and has_model, None
+
+
+def is_candidate(attributes: Mapping[str, Any] | None) -> bool:
+    """Cheap test for the span processor's hot path: may this span be a provider call?
+
+    Never says no to a span :func:`derive` would accept. Costs a set-disjointness test for
+    spans without any GenAI attribute (the common case).
+    """
+    if not attributes or aliases.CANDIDATE_KEYS.isdisjoint(attributes):
+        return False
+    return classify(attributes)[0]
+
+
+# --- value conversion (None = unusable) ---------------------------------------------------
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and value >= 0 else None
+    if isinstance(value, str):
+        s = value.strip()
+        return int(s) if s.isascii() and s.isdigit() else None
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        out = float(value)
+    elif isinstance(value, str):
+        try:
+            out = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _seconds(value: Any) -> float | None:
+    out = _number(value)
+    return out if out is not None and out >= 0 else None
+
+
+def _positive_seconds(value: Any) -> float | None:
+    out = _number(value)
+    return out if out is not None and out > 0 else None
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        s = value.strip()
+        return s or None
+    return None
+
+
+def _ident(value: Any) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _text(value)
+
+
+def _flag(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return {0: False, 1: True}.get(value)
+    if isinstance(value, str):
+        s = value.strip().lower()
+        if s in _TRUE:
+            return True
+        if s in _FALSE:
+            return False
+    return None
+
+
+def _first_text(value: Any) -> str | None:
+    if isinstance(value, (list, tuple)):
+        return _text(value[0]) if value else None
+    return _text(value)
+
+
+def _http_status(value: Any) -> int | None:
+    out = _count(value)
+    return out if out is not None and 100 <= out <= 599 else None
+
+
+def _money(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        if isinstance(value, Decimal):
+            out = value
+        elif isinstance(value, (int, float)):
+            out = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        elif isinstance(value, str):
+            out = Decimal(value.strip())
+        else:
+            return None
+    except (InvalidOperation, ValueError):
+        return None
+    return out if out.is_finite() and out >= 0 else None
+
+
+def _hex_id(value: Any, width: int) -> str | None:
+    """An id as ``width`` lower-case hex digits, or None when it is not a valid (non-zero) id."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return format(value, f"0{width}x") if 0 < value < 1 << (4 * width) else None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        return raw.hex() if len(raw) * 2 == width and any(raw) else None
+    if isinstance(value, str):
+        s = value.strip().lower()
+        if len(s) == width and s.isascii():
+            try:
+                return s if int(s, 16) != 0 else None
+            except ValueError:
+                return None
+    return None
+
+
+def _time_ns(value: Any) -> int | None:
+    out = _count(value)
+    return out if out else None
+
+
+def _is_error_status(code: Any) -> bool:
+    if code is None:
+        return False
+    value = getattr(code, "value", code)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value == _STATUS_ERROR
+    if isinstance(value, str):
+        return value.strip().upper() in _ERROR_STATUS_NAMES
+    return False
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, str):
+        return value[:MAX_VALUE_CHARS]
+    if isinstance(value, bool) or isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value[:MAX_SEQUENCE_ITEMS]]
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value[: MAX_VALUE_CHARS // 2]).hex()
+    return str(value)[:MAX_VALUE_CHARS]
+
+
+def _parse_json(value: Any) -> Any:
+    if not isinstance(value, str) or len(value) > MAX_JSON_CHARS:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+# --- reading fields ----------------------------------------------------------------------
+class _Reader:
+    """Reads fields off one span's attributes, remembering what it used and what was unusable."""
+
+    __slots__ = ("attrs", "consumed", "invalid")
+
+    def __init__(self, attrs: Mapping[str, Any]) -> None:
+        self.attrs = attrs
+        self.consumed: set[str] = set()
+        self.invalid: list[str] = []
+
+    def get(self, field: str, keys: Iterable[str], conv: Callable[[Any], Any]) -> Any:
+        """The first usable value among ``keys``; every usable one is consumed."""
+        found = None
+        bad = False
+        attrs = self.attrs
+        for key in keys:
+            if key not in attrs:
+                continue
+            value = conv(attrs[key])
+            if value is None:
+                bad = True
+                continue
+            self.consumed.add(key)
+            if found is None:
+                found = value
+        if bad and found is None:
+            self.invalid.append(field)
+        return found
+
+
+#: A recorded message has a role; seeing one means its tool calls were recorded too.
+_ROLE_SUFFIX = ".role"
+
+
+class _KeyScan:
+    """One pass over the attribute names for indexed and prefixed attributes."""
+
+    __slots__ = ("tags", "content", "tool_def_keys", "tool_def_indices", "tool_call_pairs",
+                 "tool_call_keys", "saw_completion", "chat_keys", "completion_keys")
+
+    def __init__(self, attrs: Mapping[str, Any]) -> None:
+        self.tags: dict[str, str] = {}
+        self.content: list[str] = []
+        self.tool_def_keys: list[str] = []
+        self.tool_def_indices: set[str] = set()
+        self.tool_call_pairs: set[tuple[str, str]] = set()
+        self.tool_call_keys: list[str] = []
+        self.saw_completion = False
+        self.chat_keys = False
+        self.completion_keys = False
+        tag_prefix = semconv.OTEL_LLM_TAGS_PREFIX
+        for key, value in attrs.items():
+            if key.startswith(tag_prefix):
+                name = key[len(tag_prefix):]
+                if name:
+                    self.tags[name] = _tag_value(value)
+                continue
+            if key in aliases.CONTENT_KEYS or _has_prefix(key, aliases.CONTENT_PREFIXES):
+                self.content.append(key)
+            if key.startswith(aliases.TL_REQUEST_FUNCTIONS_PREFIX):
+                self._tool_def(key, aliases.TL_REQUEST_FUNCTIONS_PREFIX)
+            elif key.startswith(aliases.OI_TOOLS_PREFIX):
+                self._tool_def(key, aliases.OI_TOOLS_PREFIX)
+            elif key.startswith(aliases.TL_COMPLETION_PREFIX + "."):
+                self.saw_completion = self.saw_completion or key.endswith(_ROLE_SUFFIX)
+                self._tool_call(key, aliases.TL_COMPLETION_PREFIX + ".", aliases.TL_TOOL_CALLS_INFIX)
+            elif key.startswith(aliases.OI_OUTPUT_MESSAGES_PREFIX + "."):
+                self.saw_completion = self.saw_completion or key.endswith(_ROLE_SUFFIX)
+                self.chat_keys = True
+                self._tool_call(key, aliases.OI_OUTPUT_MESSAGES_PREFIX + ".", ".message" + aliases.TL_TOOL_CALLS_INFIX)
+            elif key.startswith(aliases.OI_INPUT_MESSAGES_PREFIX + "."):
+                self.chat_keys = True
+            elif key.startswith(aliases.OI_PROMPTS_PREFIX) or key.startswith(aliases.OI_CHOICES_PREFIX):
+                self.completion_keys = True
+
+    def _tool_def(self, key: str, prefix: str) -> None:
+        index = key[len(prefix):].split(".", 1)[0]
+        if index.isdigit():
+            self.tool_def_indices.add(index)
+            self.tool_def_keys.append(key)
+
+    def _tool_call(self, key: str, prefix: str, infix: str) -> None:
+        rest = key[len(prefix):]
+        index, _, tail = rest.partition(".")
+        tail = "." + tail
+        if index.isdigit() and tail.startswith(infix):
+            call = tail[len(infix):].split(".", 1)[0]
+            if call.isdigit():
+                self.tool_call_pairs.add((index, call))
+                self.tool_call_keys.append(key)
+
+
+def _has_prefix(key: str, prefixes: Sequence[str]) -> bool:
+    for prefix in prefixes:
+        if key.startswith(prefix) and (len(key) == len(prefix) or key[len(prefix)] == "."):
+            return True
+    return False
+
+
+def _tag_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    return str(value)[:MAX_VALUE_CHARS]
+
+
+def _host_of(url: Any) -> str | None:
+    text = _text(url)
+    if text is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(text if "//" in text else "//" + text).hostname
+    except ValueError:
+        return None
+    return host or None
+
+
+def _count_tool_call_parts(messages: Any) -> int | None:
+    if not isinstance(messages, list):
+        return None
+    count = 0
+    for message in messages:
+        parts = message.get("parts") if isinstance(message, dict) else None
+        if not isinstance(parts, list):
+            continue
+        count += sum(1 for p in parts if isinstance(p, dict) and p.get("type") == "tool_call")
+    return count
+
+
+def _tools_offered(reader: _Reader, scan: _KeyScan) -> int | None:
+    offered = reader.get("tools_offered", (semconv.OTEL_LLM_TOOLS_OFFERED,), _count)
+    if offered is not None:
+        return offered
+    definitions = reader.attrs.get(semconv.GEN_AI_TOOL_DEFINITIONS)
+    if definitions is not None:
+        parsed = _parse_json(definitions) if isinstance(definitions, str) else definitions
+        if isinstance(parsed, (list, tuple)):
+            reader.consumed.add(semconv.GEN_AI_TOOL_DEFINITIONS)
+            return len(parsed)
+        reader.invalid.append("tools_offered")
+    if scan.tool_def_indices:
+        reader.consumed.update(scan.tool_def_keys)
+        return len(scan.tool_def_indices)
+    return None
+
+
+def _tool_calls(reader: _Reader, scan: _KeyScan) -> int | None:
+    calls = reader.get("tool_calls", (semconv.OTEL_LLM_TOOL_CALLS,), _count)
+    if calls is not None:
+        return calls
+    if scan.tool_call_pairs or scan.saw_completion:
+        # The completion is on the span: its tool calls (possibly none) are too.
+        return len(scan.tool_call_pairs)
+    output = reader.attrs.get(semconv.GEN_AI_OUTPUT_MESSAGES)
+    if output is not None:
+        return _count_tool_call_parts(_parse_json(output))
+    return None
+
+
+def _invocation_parameters(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
+    for key in aliases.INVOCATION_PARAMETERS:
+        parsed = _parse_json(attrs.get(key))
+        if isinstance(parsed, dict):
+            return parsed
+    return {}
+
+
+def _exception_type(events: Iterable[Any]) -> str | None:
+    found = None
+    for event in events:
+        if isinstance(event, tuple):
+            name, attributes = event
+        else:
+            name, attributes = getattr(event, "name", None), getattr(event, "attributes", None)
+        if name == semconv.EXCEPTION_EVENT and attributes:
+            found = _text(attributes.get(semconv.EXCEPTION_TYPE)) or found
+    return found
+
+
+def _price(pricer: Pricer, observation: RouteObservation) -> Decimal | None:
+    try:
+        return _money(pricer(observation))
+    except Exception as exc:  # noqa: BLE001 - a pricing bug must not lose the observation
+        from otel_llm._safety import report
+
+        report("pricing a route observation", exc)
+        return None
+
+
+# --- the derivation ----------------------------------------------------------------------
+def derive(
+    span: SpanLike,
+    *,
+    capture_content: bool = False,
+    pricer: Pricer | None = None,
+) -> RouteObservation | None:
+    """The observation of one provider-call span, or None for any other span.
+
+    Raises :class:`MalformedSpan` when the span is a provider call but its ids or times
+    are unusable.
+    """
+    try:
+        attributes = span.attributes
+    except Exception as exc:  # noqa: BLE001
+        raise MalformedSpan(f"span attributes cannot be read: {exc}") from exc
+    if not attributes:
+        return None
+    if not isinstance(attributes, Mapping):
+        raise MalformedSpan(f"span attributes must be a mapping, got {type(attributes).__name__}")
+    is_call, operation = classify(attributes)
+    if not is_call:
+        return None
+    try:
+        ctx = span.context
+        parent = span.parent
+        status = span.status
+        resource = span.resource
+        start, end = span.start_time, span.end_time
+        events = span.events
+    except Exception as exc:  # noqa: BLE001
+        raise MalformedSpan(f"span cannot be read: {exc}") from exc
+    if ctx is None:
+        raise MalformedSpan("span has no context (trace and span id)")
+    return _derive(
+        trace_id=getattr(ctx, "trace_id", None),
+        span_id=getattr(ctx, "span_id", None),
+        parent_span_id=getattr(parent, "span_id", None) if parent is not None else None,
+        start_time_ns=start,
+        end_time_ns=end,
+        attributes=attributes,
+        operation=operation,
+        status_code=getattr(status, "status_code", None),
+        resource_attributes=getattr(resource, "attributes", None),
+        events=events or (),
+        capture_content=capture_content,
+        pricer=pricer,
+    )
+
+
+def derive_from_parts(
+    *,
+    trace_id: int | bytes | str,
+    span_id: int | bytes | str,
+    start_time_ns: int | str,
+    end_time_ns: int | str,
+    attributes: Mapping[str, Any],
+    parent_span_id: int | bytes | str | None = None,
+    status_code: Any = None,
+    resource_attributes: Mapping[str, Any] | None = None,
+    events: Iterable[tuple[str, Mapping[str, Any] | None]] = (),
+    capture_content: bool = False,
+    pricer: Pricer | None = None,
+) -> RouteObservation | None:
+    """:func:`derive` for a span given as plain values (what an OTLP decoder has at hand).
+
+    Ids may be ints, raw bytes or hex; times are epoch nanoseconds (int or decimal
+    string, as OTLP/JSON sends them); ``status_code`` may be the OTLP int (2 = ERROR),
+    its name, or an SDK ``StatusCode``; ``events`` are ``(name, attributes)`` pairs.
+    """
+    if not attributes:
+        return None
+    if not isinstance(attributes, Mapping):
+        raise MalformedSpan(f"span attributes must be a mapping, got {type(attributes).__name__}")
+    is_call, operation = classify(attributes)
+    if not is_call:
+        return None
+    return _derive(
+        trace_id=trace_id, span_id=span_id, parent_span_id=parent_span_id,
+        start_time_ns=start_time_ns, end_time_ns=end_time_ns, attributes=attributes,
+        operation=operation, status_code=status_code, resource_attributes=resource_attributes,
+        events=events, capture_content=capture_content, pricer=pricer,
+    )
+
+
+def _derive(
+    *,
+    trace_id: Any,
+    span_id: Any,
+    parent_span_id: Any,
+    start_time_ns: Any,
+    end_time_ns: Any,
+    attributes: Mapping[str, Any],
+    operation: str | None,
+    status_code: Any,
+    resource_attributes: Mapping[str, Any] | None,
+    events: Iterable[Any],
+    capture_content: bool,
+    pricer: Pricer | None,
+) -> RouteObservation:
+    trace_hex = _hex_id(trace_id, 32)
+    span_hex = _hex_id(span_id, 16)
+    if trace_hex is None or span_hex is None:
+        raise MalformedSpan(f"unusable trace/span id: {trace_id!r}/{span_id!r}")
+    start, end = _time_ns(start_time_ns), _time_ns(end_time_ns)
+    if start is None or end is None:
+        raise MalformedSpan(f"span {span_hex} has no usable start/end time: {start_time_ns!r}/{end_time_ns!r}")
+    if end < start:
+        raise MalformedSpan(f"span {span_hex} ends before it starts ({end} < {start})")
+
+    attrs = dict(attributes)
+    reader = _Reader(attrs)
+    scan = _KeyScan(attrs)
+    get = reader.get
+
+    parent_hex = None
+    if parent_span_id is not None:
+        parent_hex = _hex_id(parent_span_id, 16)
+        if parent_hex is None:
+            reader.invalid.append("parent_span_id")
+
+    if operation is None and scan.chat_keys:
+        operation = semconv.OP_CHAT
+    elif operation is None and scan.completion_keys:
+        operation = semconv.OP_TEXT_COMPLETION
+    reader.consumed.update(
+        k for k in (semconv.GEN_AI_OPERATION_NAME, aliases.TL_LLM_REQUEST_TYPE, aliases.OI_SPAN_KIND,
+                    aliases.OL_GEN_AI_TYPE) if k in attrs
+    )
+
+    # who
+    resource = resource_attributes if isinstance(resource_attributes, Mapping) else {}
+    service_name = _text(resource.get(semconv.SERVICE_NAME)) or get(
+        "service_name", (semconv.SERVICE_NAME,), _text)
+    instance_id = _ident(resource.get(semconv.SERVICE_INSTANCE_ID)) or get(
+        "instance_id", (semconv.SERVICE_INSTANCE_ID,), _ident)
+    agent = get("agent", aliases.AGENT, _text)
+    session_id = get("session_id", aliases.SESSION, _ident)
+    user_id = get("user_id", aliases.USER, _ident)
+
+    # what
+    params = _invocation_parameters(attrs)
+    provider = get("provider", aliases.PROVIDER, normalize_provider)
+    request_model = (
+        get("request_model", aliases.REQUEST_MODEL, _text)
+        or _text(params.get(aliases.OI_PARAM_MODEL))
+        or get("request_model", aliases.REQUEST_MODEL_LAST_RESORT, _text)
+    )
+    response_model = get("response_model", aliases.RESPONSE_MODEL, _text)
+    server_address = get("server_address", aliases.SERVER_ADDRESS, _text)
+    if server_address is None:
+        server_address = get("server_address", aliases.SERVER_URL, _host_of)
+    stream = get("stream", aliases.STREAM, _flag)
+    if stream is None and aliases.OI_PARAM_STREAM in params:
+        stream = _flag(params[aliases.OI_PARAM_STREAM])
+    route = get("route", (semconv.OTEL_LLM_ROUTE,), _text)
+    if route is None:
+        parts = [p for p in (provider, request_model or response_model) if p]
+        route = "|".join(parts) or None
+    attempt = get("attempt", (semconv.OTEL_LLM_ATTEMPT,), _count)
+    fallback = get("fallback", (semconv.OTEL_LLM_FALLBACK,), _flag)
+    logical_call_id = get("logical_call_id", (semconv.OTEL_LLM_LOGICAL_CALL_ID,), _ident) or span_hex
+
+    # outcome
+    error_type = get("error_type", (semconv.ERROR_TYPE,), _text)
+    failed = _is_error_status(status_code)
+    if failed and error_type is None:
+        error_type = _exception_type(events) or semconv.ERROR_TYPE_OTHER
+    ok = not failed and error_type is None
+    http_status = get("http_status", aliases.HTTP_STATUS, _http_status)
+    finish_reason = get("finish_reason", aliases.FINISH_REASON, _first_text)
+
+    # volume
+    input_tokens = get("input_tokens", aliases.INPUT_TOKENS, _count)
+    output_tokens = get("output_tokens", aliases.OUTPUT_TOKENS, _count)
+    cached_input_tokens = get("cached_input_tokens", aliases.CACHED_INPUT_TOKENS, _count)
+    cache_creation_input_tokens = get("cache_creation_input_tokens", aliases.CACHE_CREATION_INPUT_TOKENS, _count)
+    reasoning_tokens = get("reasoning_tokens", aliases.REASONING_TOKENS, _count)
+    get("total_tokens", aliases.TOTAL_TOKENS, _count)
+    tools_offered = _tools_offered(reader, scan)
+    tool_calls = _tool_calls(reader, scan)
+
+    # time
+    ttft_s = get("ttft_ms", aliases.TTFT_SECONDS, _seconds)
+    if ttft_s is None and stream:
+        for key in aliases.TTFT_SECONDS_STREAM_ONLY:
+            ttft_s = _positive_seconds(attrs.get(key))
+            if ttft_s is not None:
+                reader.consumed.add(key)
+                break
+
+    # routing
+    routing_complexity = get("routing_complexity", (semconv.OTEL_LLM_ROUTING_COMPLEXITY,), _text)
+    routing_score = get("routing_score", (semconv.OTEL_LLM_ROUTING_SCORE,), _number)
+
+    # money: what the span reports
+    reported, basis = None, semconv.COST_BASIS_REPORTED
+    for key in aliases.COST_USD:
+        if key not in attrs:
+            continue
+        value = _money(attrs[key])
+        if value is None:
+            reader.invalid.append("cost_usd")
+            continue
+        if value == 0 and key in aliases.COST_ZERO_IS_UNKNOWN:
+            continue
+        reader.consumed.add(key)
+        if key == semconv.OTEL_LLM_COST_USD:
+            declared = _text(attrs.get(semconv.OTEL_LLM_COST_BASIS))
+            if declared in _OUR_COST_BASES:
+                basis = declared
+                reader.consumed.add(semconv.OTEL_LLM_COST_BASIS)
+        reported = value
+        break
+    if reported is not None and "cost_usd" in reader.invalid:
+        reader.invalid.remove("cost_usd")
+
+    # the rest worth keeping
+    consumed = reader.consumed
+    content = set() if capture_content else set(scan.content)
+    kept: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if key in consumed or key in content or key.startswith(semconv.OTEL_LLM_TAGS_PREFIX):
+            continue
+        if len(kept) >= MAX_ATTRIBUTES:
+            break
+        kept[key] = _jsonable(value)
+    if reader.invalid:
+        kept[semconv.OTEL_LLM_INVALID_FIELDS] = sorted(set(reader.invalid))
+
+    observation = RouteObservation(
+        trace_id=trace_hex,
+        span_id=span_hex,
+        started_at=_EPOCH + timedelta(microseconds=start // 1000),
+        duration_ms=(end - start) / 1e6,
+        parent_span_id=parent_hex,
+        logical_call_id=logical_call_id,
+        ttft_ms=ttft_s * 1000.0 if ttft_s is not None else None,
+        service_name=service_name,
+        instance_id=instance_id,
+        agent=agent,
+        session_id=session_id,
+        user_id=user_id,
+        tags=scan.tags,
+        operation=operation,
+        provider=provider,
+        server_address=server_address,
+        request_model=request_model,
+        response_model=response_model,
+        route=route,
+        attempt=attempt,
+        fallback=fallback,
+        stream=stream,
+        ok=ok,
+        error_type=error_type,
+        http_status=http_status,
+        finish_reason=finish_reason,
+        input_tokens=input_tokens,
+        cached_input_tokens=cached_input_tokens,
+        cache_creation_input_tokens=cache_creation_input_tokens,
+        output_tokens=output_tokens,
+        reasoning_tokens=reasoning_tokens,
+        tools_offered=tools_offered,
+        tool_calls=tool_calls,
+        routing_complexity=routing_complexity,
+        routing_score=routing_score,
+        attributes=kept,
+    )
+    return _with_cost(observation, reported, basis, pricer)
+
+
+def _with_cost(
+    observation: RouteObservation, reported: Decimal | None, basis: str, pricer: Pricer | None
+) -> RouteObservation:
+    if reported is not None:
+        computed = reported if basis == semconv.COST_BASIS_COMPUTED else None
+        if computed is None and pricer is not None and basis == semconv.COST_BASIS_REPORTED:
+            computed = _price(pricer, observation)
+        return observation.replace(cost_usd=reported, cost_basis=basis, computed_cost_usd=computed)
+    if is_local(observation.provider, observation.server_address):
+        return observation.replace(cost_usd=Decimal(0), cost_basis=semconv.COST_BASIS_LOCAL)
+    if pricer is not None:
+        computed = _price(pricer, observation)
+        if computed is not None:
+            return observation.replace(
+                cost_usd=computed, cost_basis=semconv.COST_BASIS_COMPUTED, computed_cost_usd=computed
+            )
+    return observation.replace(cost_basis=semconv.COST_BASIS_UNKNOWN)
