@@ -320,3 +320,22 @@ def test_otlp_grpc_exporter_is_used_when_the_protocol_says_grpc():
     spans = exported_spans(service.requests)
     assert {name for _, name, _ in spans} == {"chat llama3.2", "POST /v1/chat"}
     assert all(resource[semconv.SERVICE_NAME] == "otlp-grpc-agent" for resource, _, _ in spans)
+
+
+def test_the_console_example_prints_every_span_of_its_story():
+    proc = run_python(Path(ROOT, "examples", "console_spans.py").read_text(), OTEL_SERVICE_NAME="example-under-test")
+    spans = console_spans(proc.stdout)
+    assert set(spans) == {"invoke_agent support", "chat gpt-4o-mini", "execute_tool lookup_order",
+                          "fallback_chain answer", "chat gpt-4o", "chat llama3.2"}
+    assert all(s["resource"]["attributes"][semconv.SERVICE_NAME] == "example-under-test" for s in spans.values())
+    agent_id = spans["invoke_agent support"]["context"]["span_id"]
+    for name in ("chat gpt-4o-mini", "execute_tool lookup_order", "fallback_chain answer"):
+        assert spans[name]["parent_id"] == agent_id
+    chain = spans["fallback_chain answer"]
+    assert chain["attributes"][semconv.OTEL_LLM_CHAIN_SELECTED] == "local"
+    fallback = spans["chat llama3.2"]["attributes"]
+    assert fallback[semconv.OTEL_LLM_FALLBACK] is True
+    assert fallback[semconv.OTEL_LLM_FALLBACK_REASON] == "RateLimited"
+    assert fallback[semconv.OTEL_LLM_ROUTING_COMPLEXITY] == "simple"
+    assert fallback[semconv.GEN_AI_AGENT_NAME] == "support"
+    assert "answer: (llama3.2)" in proc.stderr
