@@ -1,0 +1,441 @@
+"""Reading what a provider's response says: usage, model, id, finish reasons, tool calls.
+
+Two entry points, both pure (they only read the response and record on the call):
+
+* :func:`record_response` for a whole response — OpenAI chat completions, legacy text
+  completions, embeddings and Responses API objects, and Ollama chat / generate / embed
+  responses, each as the SDK's pydantic object or as a plain dict;
+* :class:`StreamAccumulator` for a stream, fed one chunk at a time (OpenAI chat chunks,
+  Responses API stream events, Ollama chunks) and asked to record the sum at the end.
+
+Odd shapes never raise: every part (usage, response metadata, tool calls, content) is
+read independently, so a broken part is logged (rate-limited) and skipped without
+losing the others. Token counts of the wrong type are skipped by
+:meth:`LLMCall.set_usage <otel_llm.call.LLMCall.set_usage>`. Tool-call arguments and
+message text are read only when message-content capture is on, and then only through
+:meth:`LLMCall.add_output_message`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from otel_llm import semconv
+from otel_llm._safety import report
+from otel_llm.content import capture_enabled
+
+if TYPE_CHECKING:
+    from otel_llm.call import LLMCall
+
+_NS_PER_S = 1e9
+
+#: Ollama's server timings (nanoseconds in the response) and the attribute (seconds) each becomes.
+OLLAMA_TIMINGS: tuple[tuple[str, str], ...] = (
+    ("load_duration", semconv.OTEL_LLM_OLLAMA_LOAD_DURATION),
+    ("prompt_eval_duration", semconv.OTEL_LLM_OLLAMA_PROMPT_EVAL_DURATION),
+    ("eval_duration", semconv.OTEL_LLM_OLLAMA_EVAL_DURATION),
+    ("total_duration", semconv.OTEL_LLM_OLLAMA_TOTAL_DURATION),
+)
+
+#: Responses API status -> finish reason (chat completions' vocabulary, so routes compare).
+_RESPONSES_INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
+#: Responses API output items that are tool calls the application executes.
+_RESPONSES_TOOL_CALL_ITEMS = frozenset({"function_call", "custom_tool_call"})
+
+
+def _get(obj: Any, key: str) -> Any:
+    """``obj[key]`` for mappings, ``obj.key`` for objects; None when absent."""
+    if isinstance(obj, dict):
+        return obj.get(key)
+    value = getattr(obj, key, None)
+    if value is None and isinstance(obj, Mapping):
+        return obj.get(key)
+    return value
+
+
+# --- whole responses -------------------------------------------------------------------
+def record_response(call: LLMCall, response: Any) -> None:
+    """Record what ``response`` says on ``call``; never raises.
+
+    Understands OpenAI-shaped responses (``choices`` with ``message`` or ``text``,
+    Responses API ``output``, embeddings ``data``) and Ollama-shaped ones (``message``
+    or ``response``, ``prompt_eval_count``/``eval_count``, ``done_reason``, timings),
+    as pydantic objects or plain dicts. Anything it does not recognise is ignored.
+    """
+    if response is None or isinstance(response, (str, bytes)):
+        return
+    try:
+        if _get(response, "choices") is not None:
+            _record_openai_choices_response(call, response)
+        elif _get(response, "object") == "response" or _get(response, "output") is not None:
+            _record_responses_api(call, response)
+        elif _get(response, "data") is not None and _get(response, "usage") is not None:
+            _record_openai_embeddings(call, response)
+        else:
+            _record_ollama(call, response, messages=True)
+    except Exception as exc:  # noqa: BLE001 - telemetry never raises into the host
+        report("reading the LLM response", exc)
+
+
+def _record_openai_choices_response(call: LLMCall, response: Any) -> None:
+    """Chat completion (``choices[].message``) or legacy completion (``choices[].text``)."""
+    reasons: list[str] = []
+    outputs: list[tuple[Any, Any]] = []
+    try:
+        for choice in _get(response, "choices"):
+            reason = _get(choice, "finish_reason")
+            if reason is not None:
+                reasons.append(reason)
+            message = _get(choice, "message")
+            if message is None:
+                message = {"role": "assistant", "content": _get(choice, "text")}
+            elif _get(message, "tool_calls") or _get(message, "function_call") is not None:
+                _record_openai_tool_calls(call, message)
+            outputs.append((message, reason))
+    except Exception as exc:  # noqa: BLE001
+        report("reading choices", exc)
+    call.set_response(model=_get(response, "model"), id=_get(response, "id"), finish_reasons=reasons or None)
+    usage = _get(response, "usage")
+    if usage is not None:
+        _record_openai_usage(call, usage)
+    if outputs and capture_enabled():
+        for message, reason in outputs:
+            call.add_output_message(message, reason)
+
+
+def _record_openai_tool_calls(call: LLMCall, message: Any) -> None:
+    """Count the tool calls of one chat message, keeping names and ids (never arguments)."""
+    tool_calls = _get(message, "tool_calls")
+    if tool_calls:
+        for tc in tool_calls:
+            fn = _get(tc, "function") or _get(tc, "custom")
+            call.add_tool_call(_get(fn, "name") if fn is not None else _get(tc, "name"), _get(tc, "id"))
+        return
+    legacy = _get(message, "function_call")  # deprecated single function call
+    if legacy is not None:
+        call.add_tool_call(_get(legacy, "name"), None)
+
+
+def _record_openai_usage(call: LLMCall, usage: Any) -> None:
+    """Chat/completion usage (prompt/completion tokens) or Responses usage (input/output tokens)."""
+    input_tokens = _get(usage, "prompt_tokens")
+    if input_tokens is not None:
+        output_tokens = _get(usage, "completion_tokens")
+        in_details = _get(usage, "prompt_tokens_details")
+        out_details = _get(usage, "completion_tokens_details")
+    else:
+        input_tokens = _get(usage, "input_tokens")
+        output_tokens = _get(usage, "output_tokens")
+        in_details = _get(usage, "input_tokens_details")
+        out_details = _get(usage, "output_tokens_details")
+    call.set_usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_input_tokens=_get(in_details, "cached_tokens") if in_details is not None else None,
+        cache_creation_input_tokens=_get(in_details, "cache_write_tokens") if in_details is not None else None,
+        reasoning_tokens=_get(out_details, "reasoning_tokens") if out_details is not None else None,
+    )
+
+
+def _record_openai_embeddings(call: LLMCall, response: Any) -> None:
+    call.set_response(model=_get(response, "model"), id=_get(response, "id"))
+    _record_openai_usage(call, _get(response, "usage"))
+
+
+def _responses_finish_reason(response: Any, has_tool_calls: bool) -> str | None:
+    status = _get(response, "status")
+    if status == "completed":
+        return "tool_calls" if has_tool_calls else "stop"
+    if status == "incomplete":
+        details = _get(response, "incomplete_details")
+        reason = _get(details, "reason") if details is not None else None
+        return _RESPONSES_INCOMPLETE_REASONS.get(reason, reason) or "incomplete"
+    if status == "failed":
+        return "error"
+    return None
+
+
+def _record_responses_api(call: LLMCall, response: Any) -> None:
+    """A Responses API ``response`` object (also what ``response.completed`` events carry)."""
+    output = _get(response, "output") or ()
+    tool_items: list[Any] = []
+    texts: list[str] = []
+    capture = capture_enabled()
+    try:
+        for item in output:
+            kind = _get(item, "type")
+            if kind in _RESPONSES_TOOL_CALL_ITEMS:
+                tool_items.append(item)
+                call.add_tool_call(_get(item, "name"), _get(item, "call_id") or _get(item, "id"))
+            elif capture and kind == "message":
+                for part in _get(item, "content") or ():
+                    text = _get(part, "text")
+                    if text is not None:
+                        texts.append(text)
+    except Exception as exc:  # noqa: BLE001
+        report("reading Responses API output", exc)
+    reason = _responses_finish_reason(response, bool(tool_items))
+    call.set_response(model=_get(response, "model"), id=_get(response, "id"), finish_reasons=reason)
+    usage = _get(response, "usage")
+    if usage is not None:
+        _record_openai_usage(call, usage)
+    if _get(response, "status") == "failed":
+        error = _get(response, "error")
+        code = _get(error, "code") if error is not None else None
+        call.fail(str(code) if code else semconv.ERROR_TYPE_OTHER)
+    if capture and (texts or tool_items):
+        message = {
+            "role": "assistant",
+            "content": "".join(texts) if texts else None,
+            "tool_calls": [
+                {"id": _get(t, "call_id"), "name": _get(t, "name"), "arguments": _get(t, "arguments") or _get(t, "input")}
+                for t in tool_items
+            ],
+        }
+        call.add_output_message(message, reason)
+
+
+def _record_ollama(call: LLMCall, response: Any, *, messages: bool) -> None:
+    """An Ollama chat/generate/embed response (or a stream's final chunk when ``messages`` is False)."""
+    call.set_response(model=_get(response, "model"), finish_reasons=_get(response, "done_reason"))
+    input_tokens = _get(response, "prompt_eval_count")
+    output_tokens = _get(response, "eval_count")
+    if input_tokens is not None or output_tokens is not None:
+        call.set_usage(input_tokens=input_tokens, output_tokens=output_tokens)
+    record_ollama_timings(call, response)
+    if not messages:
+        return
+    try:
+        message = _get(response, "message")
+        if message is not None:
+            for tc in _get(message, "tool_calls") or ():
+                fn = _get(tc, "function")
+                call.add_tool_call(_get(fn, "name") if fn is not None else _get(tc, "name"), _get(tc, "id"))
+            if capture_enabled():
+                call.add_output_message(message, _get(response, "done_reason"))
+        else:
+            text = _get(response, "response")
+            if isinstance(text, str) and capture_enabled():
+                call.add_output_message({"role": "assistant", "content": text}, _get(response, "done_reason"))
+    except Exception as exc:  # noqa: BLE001
+        report("reading the Ollama message", exc)
+
+
+def record_ollama_timings(call: LLMCall, response: Any) -> None:
+    """Ollama's load / prompt-eval / eval / total durations (ns) as seconds attributes."""
+    for field, key in OLLAMA_TIMINGS:
+        value = _get(response, field)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            report(f"recording Ollama {field}", TypeError(f"{field} must be a non-negative number of ns, got {value!r}"))
+            continue
+        call.set_attribute(key, value / _NS_PER_S)
+
+
+# --- streams -----------------------------------------------------------------------------
+_KIND_OTHER = 0
+_KIND_OPENAI = 1  # chat / legacy completion chunk: has ``choices``
+_KIND_RESPONSES = 2  # Responses API stream event: ``type`` "response.*"
+_KIND_OLLAMA = 3  # Ollama chunk: ``done`` / ``message`` / ``response``
+_KIND_SKIP = 4  # text and bytes chunks carry no metadata
+
+#: Chunk kind per pydantic class (their fields are fixed), so detection runs once per class.
+_KIND_BY_CLASS: dict[type, int] = {}
+_KIND_CACHE_MAX = 512
+
+
+def _detect_kind(chunk: Any) -> int:
+    if _get(chunk, "choices") is not None:
+        return _KIND_OPENAI
+    etype = _get(chunk, "type")
+    if isinstance(etype, str) and etype.startswith("response."):
+        return _KIND_RESPONSES
+    if _get(chunk, "done") is not None or _get(chunk, "message") is not None or _get(chunk, "eval_count") is not None:
+        return _KIND_OLLAMA
+    return _KIND_OTHER
+
+
+def _chunk_kind(chunk: Any) -> int:
+    cls = type(chunk)
+    kind = _KIND_BY_CLASS.get(cls)
+    if kind is not None:
+        return kind
+    if cls is str or cls is bytes:
+        return _KIND_SKIP
+    kind = _detect_kind(chunk)
+    # Only classes with fixed fields (pydantic models) are cached: a dict's keys vary.
+    if hasattr(cls, "model_fields") and kind != _KIND_OTHER and len(_KIND_BY_CLASS) < _KIND_CACHE_MAX:
+        _KIND_BY_CLASS[cls] = kind
+    return kind
+
+
+class _ToolCallParts:
+    """One streamed tool call, assembled from deltas that share an index."""
+
+    __slots__ = ("id", "name", "arguments")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.name: str | None = None
+        self.arguments: list[str] = []
+
+
+class StreamAccumulator:
+    """Sums a streamed response chunk by chunk; :meth:`finish` records the total on a call.
+
+    Understands OpenAI chat (and legacy completion) chunks — tool-call deltas assembled
+    by index, finish reasons, the usage chunk sent with
+    ``stream_options={"include_usage": True}``, model and id — Responses API stream
+    events (the ``response.completed`` / ``.incomplete`` / ``.failed`` event carries the
+    whole response), and Ollama chunks (the final ``done=True`` chunk has the counts).
+
+    :meth:`add` runs once per chunk, so it does little and never raises. Message text
+    and tool-call arguments are kept only when content capture was on when the
+    accumulator was made.
+    """
+
+    __slots__ = (
+        "_capture", "_model", "_id", "_usage", "_finish", "_tools", "_text",
+        "_response", "_ollama_final", "_ollama_tools", "_ollama_model", "_failed_adds",
+    )
+
+    def __init__(self, capture_content: bool | None = None) -> None:
+        self._capture = capture_enabled() if capture_content is None else bool(capture_content)
+        self._model: Any = None
+        self._id: Any = None
+        self._usage: Any = None
+        self._finish: dict[int, str] = {}
+        self._tools: dict[tuple[int, int], _ToolCallParts] = {}
+        self._text: dict[int, list[str]] = {}
+        self._response: Any = None
+        self._ollama_final: Any = None
+        self._ollama_tools: list[Any] = []
+        self._ollama_model: Any = None
+        self._failed_adds = 0
+
+    def add(self, chunk: Any) -> None:
+        """Take one chunk into account; never raises."""
+        try:
+            kind = _chunk_kind(chunk)
+            if kind == _KIND_OPENAI:
+                self._add_openai(chunk)
+            elif kind == _KIND_RESPONSES:
+                response = _get(chunk, "response")
+                if response is not None:
+                    self._response = response  # the last one (completed/incomplete/failed) wins
+            elif kind == _KIND_OLLAMA:
+                self._add_ollama(chunk)
+        except Exception as exc:  # noqa: BLE001 - per-chunk telemetry never raises
+            self._failed_adds += 1
+            report("reading a stream chunk", exc)
+
+    def _add_openai(self, chunk: Any) -> None:
+        if self._model is None:
+            self._model = _get(chunk, "model") or None
+        if self._id is None:
+            self._id = _get(chunk, "id") or None
+        usage = _get(chunk, "usage")
+        if usage is not None:
+            self._usage = usage
+        for choice in _get(chunk, "choices"):
+            index = _get(choice, "index") or 0
+            reason = _get(choice, "finish_reason")
+            if reason is not None:
+                self._finish[index] = reason
+            delta = _get(choice, "delta")
+            if delta is None:  # legacy completion chunk
+                if self._capture:
+                    text = _get(choice, "text")
+                    if text:
+                        self._text.setdefault(index, []).append(text)
+                continue
+            tool_calls = _get(delta, "tool_calls")
+            if tool_calls:
+                for tc in tool_calls:
+                    key = (index, _get(tc, "index") or 0)
+                    parts = self._tools.get(key)
+                    if parts is None:
+                        parts = self._tools[key] = _ToolCallParts()
+                    tc_id = _get(tc, "id")
+                    if tc_id:
+                        parts.id = tc_id
+                    fn = _get(tc, "function")
+                    if fn is not None:
+                        name = _get(fn, "name")
+                        if name:
+                            parts.name = name
+                        if self._capture:
+                            args = _get(fn, "arguments")
+                            if args:
+                                parts.arguments.append(args)
+            if self._capture:
+                text = _get(delta, "content")
+                if text:
+                    self._text.setdefault(index, []).append(text)
+
+    def _add_ollama(self, chunk: Any) -> None:
+        if self._ollama_model is None:
+            self._ollama_model = _get(chunk, "model") or None
+        message = _get(chunk, "message")
+        if message is not None:
+            tool_calls = _get(message, "tool_calls")
+            if tool_calls:
+                self._ollama_tools.extend(tool_calls)
+            if self._capture:
+                text = _get(message, "content")
+                if text:
+                    self._text.setdefault(0, []).append(text)
+        elif self._capture:
+            text = _get(chunk, "response")
+            if isinstance(text, str) and text:
+                self._text.setdefault(0, []).append(text)
+        if _get(chunk, "done"):
+            self._ollama_final = chunk
+
+    def finish(self, call: LLMCall) -> None:
+        """Record everything accumulated on ``call``; never raises. Call once, at the end."""
+        try:
+            self._finish_openai(call)
+            if self._response is not None:
+                record_response(call, self._response)
+            self._finish_ollama(call)
+        except Exception as exc:  # noqa: BLE001
+            report("recording a streamed response", exc)
+
+    def _finish_openai(self, call: LLMCall) -> None:
+        if self._model is None and self._id is None and not self._finish and self._usage is None and not self._tools:
+            return
+        reasons = [self._finish[i] for i in sorted(self._finish)]
+        call.set_response(model=self._model, id=self._id, finish_reasons=reasons or None)
+        if self._usage is not None:
+            _record_openai_usage(call, self._usage)
+        for key in sorted(self._tools):
+            parts = self._tools[key]
+            call.add_tool_call(parts.name, parts.id)
+        if self._capture:
+            for index in sorted(set(self._text) | {k[0] for k in self._tools}):
+                tool_calls = [
+                    {"id": p.id, "name": p.name, "arguments": "".join(p.arguments)}
+                    for k, p in sorted(self._tools.items()) if k[0] == index
+                ]
+                text = self._text.get(index)
+                message = {"role": "assistant", "content": "".join(text) if text else None, "tool_calls": tool_calls}
+                call.add_output_message(message, self._finish.get(index))
+
+    def _finish_ollama(self, call: LLMCall) -> None:
+        final = self._ollama_final
+        if final is None and self._ollama_model is None and not self._ollama_tools:
+            return
+        if final is not None:
+            _record_ollama(call, final, messages=False)
+        else:
+            call.set_response(model=self._ollama_model)
+        for tc in self._ollama_tools:
+            fn = _get(tc, "function")
+            call.add_tool_call(_get(fn, "name") if fn is not None else _get(tc, "name"), _get(tc, "id"))
+        text = self._text.get(0)
+        if self._capture and (text or self._ollama_tools):
+            message = {"role": "assistant", "content": "".join(text) if text else None, "tool_calls": self._ollama_tools}
+            call.add_output_message(message, _get(final, "done_reason") if final is not None else None)

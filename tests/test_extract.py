@@ -1,0 +1,415 @@
+"""Reading responses and streamed chunks: OpenAI- and Ollama-shaped, objects and dicts."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import ollama
+import pytest
+from openai.types import Completion, CompletionChoice, CompletionUsage, CreateEmbeddingResponse, Embedding
+from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
+from openai.types.chat.chat_completion import Choice
+from openai.types.chat.chat_completion_message_function_tool_call import (
+    ChatCompletionMessageFunctionToolCall,
+    Function,
+)
+from openai.types.completion_usage import CompletionTokensDetails, PromptTokensDetails
+from openai.types.create_embedding_response import Usage as EmbeddingUsage
+from openai.types.responses import Response, ResponseCompletedEvent, ResponseCreatedEvent, ResponseTextDeltaEvent
+
+from otel_llm import llm_span, semconv
+from otel_llm._safety import reset_for_tests
+from otel_llm.extract import StreamAccumulator, record_response
+
+A = semconv
+
+
+def recorded(response, **span_kwargs):
+    """Attributes of a span on which ``response`` was recorded."""
+    span_kwargs.setdefault("provider", "openai")
+    with llm_span(**span_kwargs) as call:
+        record_response(call, response)
+    return call
+
+
+def only_span(spans):
+    (span,) = spans.get_finished_spans()
+    return span
+
+
+def chat_completion() -> ChatCompletion:
+    return ChatCompletion(
+        id="chatcmpl-42",
+        object="chat.completion",
+        created=1700000000,
+        model="gpt-4o-mini-2024-07-18",
+        choices=[
+            Choice(
+                index=0,
+                finish_reason="tool_calls",
+                message=ChatCompletionMessage(
+                    role="assistant",
+                    content=None,
+                    tool_calls=[
+                        ChatCompletionMessageFunctionToolCall(
+                            id="call_a", type="function",
+                            function=Function(name="get_weather", arguments='{"city": "Paris"}'),
+                        ),
+                        ChatCompletionMessageFunctionToolCall(
+                            id="call_b", type="function",
+                            function=Function(name="get_time", arguments='{"tz": "CET"}'),
+                        ),
+                    ],
+                ),
+            )
+        ],
+        usage=CompletionUsage(
+            prompt_tokens=120, completion_tokens=30, total_tokens=150,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=100, cache_write_tokens=7),
+            completion_tokens_details=CompletionTokensDetails(reasoning_tokens=12),
+        ),
+    )
+
+
+def assert_chat_completion_recorded(a):
+    assert a[A.GEN_AI_RESPONSE_MODEL] == "gpt-4o-mini-2024-07-18"
+    assert a[A.GEN_AI_RESPONSE_ID] == "chatcmpl-42"
+    assert tuple(a[A.GEN_AI_RESPONSE_FINISH_REASONS]) == ("tool_calls",)
+    assert a[A.GEN_AI_USAGE_INPUT_TOKENS] == 120
+    assert a[A.GEN_AI_USAGE_OUTPUT_TOKENS] == 30
+    assert a[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 100
+    assert a[A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] == 7
+    assert a[A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == 12
+    assert a[A.OTEL_LLM_TOOL_CALLS] == 2
+    assert tuple(a[A.OTEL_LLM_TOOL_CALL_NAMES]) == ("get_weather", "get_time")
+    assert tuple(a[A.OTEL_LLM_TOOL_CALL_IDS]) == ("call_a", "call_b")
+
+
+@pytest.fixture
+def no_content(monkeypatch):
+    monkeypatch.delenv(semconv.CAPTURE_MESSAGE_CONTENT_ENV, raising=False)
+
+
+@pytest.fixture
+def with_content(monkeypatch):
+    monkeypatch.setenv(semconv.CAPTURE_MESSAGE_CONTENT_ENV, "true")
+
+
+# --- OpenAI ---------------------------------------------------------------------------------
+def test_openai_chat_completion_object(spans, no_content):
+    recorded(chat_completion())
+    a = only_span(spans).attributes
+    assert_chat_completion_recorded(a)
+    assert A.GEN_AI_OUTPUT_MESSAGES not in a
+    # Tool-call arguments are content: never on the span unless capture is on.
+    assert "Paris" not in json.dumps({k: str(v) for k, v in a.items()})
+
+
+def test_openai_chat_completion_dict(spans, no_content):
+    recorded(chat_completion().model_dump(mode="json"))
+    assert_chat_completion_recorded(only_span(spans).attributes)
+
+
+def test_openai_chat_output_message_only_with_capture(spans, with_content):
+    recorded(chat_completion())
+    (message,) = json.loads(only_span(spans).attributes[A.GEN_AI_OUTPUT_MESSAGES])
+    assert message["role"] == "assistant"
+    assert message["finish_reason"] == "tool_calls"
+    assert [p["name"] for p in message["parts"] if p["type"] == "tool_call"] == ["get_weather", "get_time"]
+
+
+def test_openai_legacy_completion(spans, no_content):
+    response = Completion(
+        id="cmpl-1", object="text_completion", created=0, model="gpt-3.5-turbo-instruct",
+        choices=[CompletionChoice(index=0, finish_reason="length", text="Once upon")],
+        usage=CompletionUsage(prompt_tokens=5, completion_tokens=16, total_tokens=21),
+    )
+    for shape in (response, response.model_dump(mode="json")):
+        spans.clear()
+        recorded(shape, operation=A.OP_TEXT_COMPLETION)
+        a = only_span(spans).attributes
+        assert a[A.GEN_AI_RESPONSE_ID] == "cmpl-1"
+        assert tuple(a[A.GEN_AI_RESPONSE_FINISH_REASONS]) == ("length",)
+        assert (a[A.GEN_AI_USAGE_INPUT_TOKENS], a[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (5, 16)
+        assert A.OTEL_LLM_TOOL_CALLS not in a
+
+
+def test_openai_legacy_completion_text_is_content(spans, with_content):
+    response = Completion(
+        id="cmpl-1", object="text_completion", created=0, model="m",
+        choices=[CompletionChoice(index=0, finish_reason="stop", text="Once upon")],
+    )
+    recorded(response, operation=A.OP_TEXT_COMPLETION)
+    (message,) = json.loads(only_span(spans).attributes[A.GEN_AI_OUTPUT_MESSAGES])
+    assert message["parts"] == [{"type": "text", "content": "Once upon"}]
+
+
+def test_openai_embeddings(spans):
+    response = CreateEmbeddingResponse(
+        object="list", model="text-embedding-3-small",
+        data=[Embedding(object="embedding", index=0, embedding=[0.1, 0.2])],
+        usage=EmbeddingUsage(prompt_tokens=9, total_tokens=9),
+    )
+    for shape in (response, response.model_dump(mode="json")):
+        spans.clear()
+        recorded(shape, operation=A.OP_EMBEDDINGS)
+        a = only_span(spans).attributes
+        assert a[A.GEN_AI_RESPONSE_MODEL] == "text-embedding-3-small"
+        assert a[A.GEN_AI_USAGE_INPUT_TOKENS] == 9
+        assert A.GEN_AI_USAGE_OUTPUT_TOKENS not in a
+
+
+def responses_api_payload(status="completed", **extra):
+    payload = {
+        "id": "resp_1", "object": "response", "created_at": 1700000000.0, "model": "gpt-4.1-mini-2025-04-14",
+        "status": status, "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+        "output": [
+            {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant",
+             "content": [{"type": "output_text", "text": "Let me check.", "annotations": []}]},
+            {"type": "function_call", "id": "fc_1", "call_id": "call_w", "name": "get_weather",
+             "arguments": '{"city": "Paris"}', "status": "completed"},
+        ],
+        "usage": {
+            "input_tokens": 50, "output_tokens": 20, "total_tokens": 70,
+            "input_tokens_details": {"cached_tokens": 32, "cache_write_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 8},
+        },
+    }
+    payload.update(extra)
+    return payload
+
+
+def test_openai_responses_api_object_and_dict(spans, no_content):
+    payload = responses_api_payload()
+    for shape in (Response.model_validate(payload), payload):
+        spans.clear()
+        recorded(shape)
+        span = only_span(spans)
+        a = span.attributes
+        assert a[A.GEN_AI_RESPONSE_ID] == "resp_1"
+        assert a[A.GEN_AI_RESPONSE_MODEL] == "gpt-4.1-mini-2025-04-14"
+        assert (a[A.GEN_AI_USAGE_INPUT_TOKENS], a[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (50, 20)
+        assert a[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 32
+        assert a[A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == 8
+        assert tuple(a[A.GEN_AI_RESPONSE_FINISH_REASONS]) == ("tool_calls",)
+        assert tuple(a[A.OTEL_LLM_TOOL_CALL_NAMES]) == ("get_weather",)
+        assert tuple(a[A.OTEL_LLM_TOOL_CALL_IDS]) == ("call_w",)
+        assert span.status.is_unset
+
+
+def test_openai_responses_api_incomplete_and_failed(spans):
+    recorded(responses_api_payload("incomplete", output=[], incomplete_details={"reason": "max_output_tokens"}))
+    assert tuple(only_span(spans).attributes[A.GEN_AI_RESPONSE_FINISH_REASONS]) == ("length",)
+    spans.clear()
+    recorded(responses_api_payload("failed", output=[], error={"code": "server_error", "message": "boom"}))
+    span = only_span(spans)
+    assert not span.status.is_ok and not span.status.is_unset
+    assert span.attributes[A.ERROR_TYPE] == "server_error"
+
+
+def test_openai_responses_api_content(spans, with_content):
+    recorded(Response.model_validate(responses_api_payload()))
+    (message,) = json.loads(only_span(spans).attributes[A.GEN_AI_OUTPUT_MESSAGES])
+    assert message["parts"][0] == {"type": "text", "content": "Let me check."}
+    assert message["parts"][1]["name"] == "get_weather"
+
+
+# --- Ollama ---------------------------------------------------------------------------------
+OLLAMA_TIMINGS = dict(total_duration=2_500_000_000, load_duration=1_200_000_000,
+                      prompt_eval_duration=300_000_000, eval_duration=900_000_000)
+
+
+def ollama_chat_response() -> ollama.ChatResponse:
+    return ollama.ChatResponse(
+        model="llama3.2", created_at="2025-01-01T00:00:00Z", done=True, done_reason="stop",
+        prompt_eval_count=26, eval_count=14, **OLLAMA_TIMINGS,
+        message=ollama.Message(
+            role="assistant", content="",
+            tool_calls=[ollama.Message.ToolCall(function=ollama.Message.ToolCall.Function(
+                name="get_weather", arguments={"city": "Paris"}))],
+        ),
+    )
+
+
+def test_ollama_chat_response_object_and_dict(spans, no_content):
+    response = ollama_chat_response()
+    for shape in (response, response.model_dump(mode="json")):
+        spans.clear()
+        recorded(shape, provider="ollama")
+        a = only_span(spans).attributes
+        assert a[A.GEN_AI_RESPONSE_MODEL] == "llama3.2"
+        assert tuple(a[A.GEN_AI_RESPONSE_FINISH_REASONS]) == ("stop",)
+        assert (a[A.GEN_AI_USAGE_INPUT_TOKENS], a[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (26, 14)
+        assert a[A.OTEL_LLM_TOOL_CALLS] == 1
+        assert tuple(a[A.OTEL_LLM_TOOL_CALL_NAMES]) == ("get_weather",)
+        assert a[A.OTEL_LLM_OLLAMA_TOTAL_DURATION] == pytest.approx(2.5)
+        assert a[A.OTEL_LLM_OLLAMA_LOAD_DURATION] == pytest.approx(1.2)
+        assert a[A.OTEL_LLM_OLLAMA_PROMPT_EVAL_DURATION] == pytest.approx(0.3)
+        assert a[A.OTEL_LLM_OLLAMA_EVAL_DURATION] == pytest.approx(0.9)
+        assert A.GEN_AI_OUTPUT_MESSAGES not in a
+
+
+def test_ollama_generate_and_embed(spans, with_content):
+    generate = ollama.GenerateResponse(model="llama3.2", done=True, done_reason="length",
+                                       prompt_eval_count=3, eval_count=64, response="Once upon a time")
+    recorded(generate, provider="ollama", operation=A.OP_TEXT_COMPLETION)
+    a = only_span(spans).attributes
+    assert (a[A.GEN_AI_USAGE_INPUT_TOKENS], a[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (3, 64)
+    assert tuple(a[A.GEN_AI_RESPONSE_FINISH_REASONS]) == ("length",)
+    (message,) = json.loads(a[A.GEN_AI_OUTPUT_MESSAGES])
+    assert message["parts"] == [{"type": "text", "content": "Once upon a time"}]
+    spans.clear()
+    embed = ollama.EmbedResponse(model="nomic-embed-text", embeddings=[[0.1, 0.2]], prompt_eval_count=4,
+                                 total_duration=5_000_000)
+    recorded(embed.model_dump(), provider="ollama", operation=A.OP_EMBEDDINGS)
+    a = only_span(spans).attributes
+    assert a[A.GEN_AI_USAGE_INPUT_TOKENS] == 4
+    assert A.GEN_AI_USAGE_OUTPUT_TOKENS not in a
+    assert a[A.OTEL_LLM_OLLAMA_TOTAL_DURATION] == pytest.approx(0.005)
+
+
+# --- bad input ----------------------------------------------------------------------------------
+def test_token_count_of_wrong_type_is_skipped_and_logged_the_rest_kept(spans, caplog):
+    reset_for_tests()
+    response = chat_completion().model_dump(mode="json")
+    response["usage"]["prompt_tokens"] = "a lot"
+    response["usage"]["completion_tokens"] = [30]
+    with caplog.at_level(logging.WARNING, logger="otel_llm"):
+        recorded(response)
+    a = only_span(spans).attributes
+    assert A.GEN_AI_USAGE_INPUT_TOKENS not in a and A.GEN_AI_USAGE_OUTPUT_TOKENS not in a
+    assert a[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 100  # the rest is kept
+    assert a[A.GEN_AI_RESPONSE_ID] == "chatcmpl-42"
+    assert a[A.OTEL_LLM_TOOL_CALLS] == 2
+    assert any("input_tokens" in r.getMessage() for r in caplog.records)
+
+
+def test_ollama_timing_of_wrong_type_is_skipped(spans):
+    response = ollama_chat_response().model_dump(mode="json")
+    response["load_duration"] = "slow"
+    recorded(response, provider="ollama")
+    a = only_span(spans).attributes
+    assert A.OTEL_LLM_OLLAMA_LOAD_DURATION not in a
+    assert a[A.OTEL_LLM_OLLAMA_TOTAL_DURATION] == pytest.approx(2.5)
+
+
+class Exploding:
+    """A response object whose every attribute read raises."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise RuntimeError(f"no {name} for you")
+
+    def __repr__(self):
+        return "Exploding()"
+
+
+@pytest.mark.parametrize("odd", [None, "text", b"bytes", 42, [1, 2], {"choices": "nope"},
+                                 {"choices": [None, 3]}, {"usage": {"prompt_tokens": object()}, "data": []},
+                                 Exploding(), {"output": [Exploding()], "status": "completed"}])
+def test_odd_shapes_never_raise_and_the_span_still_ends(spans, odd):
+    recorded(odd)
+    span = only_span(spans)
+    assert span.attributes[A.GEN_AI_OPERATION_NAME] == "chat"
+    assert span.status.is_unset
+
+
+# --- streams ------------------------------------------------------------------------------------
+def openai_chunks():
+    base = dict(id="chatcmpl-s", object="chat.completion.chunk", created=0, model="gpt-4o-mini-2024-07-18")
+    deltas = [
+        {"role": "assistant", "content": "Checking"},
+        {"tool_calls": [{"index": 0, "id": "call_x", "type": "function", "function": {"name": "lookup", "arguments": ""}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": '{"q": '}}]},
+        {"tool_calls": [{"index": 1, "id": "call_y", "type": "function", "function": {"name": "search", "arguments": "{}"}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]},
+    ]
+    chunks = [ChatCompletionChunk.model_validate({**base, "choices": [{"index": 0, "delta": d}]}) for d in deltas]
+    chunks.append(ChatCompletionChunk.model_validate(
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}))
+    chunks.append(ChatCompletionChunk.model_validate({**base, "choices": [], "usage": {
+        "prompt_tokens": 40, "completion_tokens": 22, "total_tokens": 62,
+        "prompt_tokens_details": {"cached_tokens": 16}}}))
+    return chunks
+
+
+def accumulate(chunks, **span_kwargs):
+    span_kwargs.setdefault("provider", "openai")
+    acc = StreamAccumulator()
+    with llm_span(stream=True, **span_kwargs) as call:
+        for chunk in chunks:
+            acc.add(chunk)
+        acc.finish(call)
+
+
+@pytest.mark.parametrize("as_dicts", [False, True])
+def test_openai_chat_chunks_assemble_tool_calls_and_usage(spans, no_content, as_dicts):
+    chunks = openai_chunks()
+    accumulate([c.model_dump(mode="json") for c in chunks] if as_dicts else chunks)
+    a = only_span(spans).attributes
+    assert a[A.GEN_AI_RESPONSE_MODEL] == "gpt-4o-mini-2024-07-18"
+    assert a[A.GEN_AI_RESPONSE_ID] == "chatcmpl-s"
+    assert tuple(a[A.GEN_AI_RESPONSE_FINISH_REASONS]) == ("tool_calls",)
+    assert (a[A.GEN_AI_USAGE_INPUT_TOKENS], a[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (40, 22)
+    assert a[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 16
+    assert a[A.OTEL_LLM_TOOL_CALLS] == 2  # five deltas, two calls
+    assert tuple(a[A.OTEL_LLM_TOOL_CALL_NAMES]) == ("lookup", "search")
+    assert tuple(a[A.OTEL_LLM_TOOL_CALL_IDS]) == ("call_x", "call_y")
+    assert A.GEN_AI_OUTPUT_MESSAGES not in a
+
+
+def test_openai_chat_chunks_content_assembled_when_captured(spans, with_content):
+    accumulate(openai_chunks())
+    (message,) = json.loads(only_span(spans).attributes[A.GEN_AI_OUTPUT_MESSAGES])
+    assert message["parts"][0] == {"type": "text", "content": "Checking"}
+    assert message["parts"][1]["arguments"] == {"q": "Paris"}  # argument deltas joined in order
+    assert message["finish_reason"] == "tool_calls"
+
+
+def test_responses_stream_events_use_the_completed_response(spans, no_content):
+    created = responses_api_payload("in_progress", output=[], usage=None)
+    events = [
+        ResponseCreatedEvent(type="response.created", sequence_number=0, response=Response.model_validate(created)),
+        ResponseTextDeltaEvent.model_validate({"type": "response.output_text.delta", "sequence_number": 1,
+                                               "item_id": "msg_1", "output_index": 0, "content_index": 0,
+                                               "delta": "Let me", "logprobs": []}),
+        ResponseCompletedEvent(type="response.completed", sequence_number=2,
+                               response=Response.model_validate(responses_api_payload())),
+    ]
+    accumulate(events)
+    a = only_span(spans).attributes
+    assert (a[A.GEN_AI_USAGE_INPUT_TOKENS], a[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (50, 20)
+    assert tuple(a[A.OTEL_LLM_TOOL_CALL_NAMES]) == ("get_weather",)
+    assert tuple(a[A.GEN_AI_RESPONSE_FINISH_REASONS]) == ("tool_calls",)
+
+
+@pytest.mark.parametrize("as_dicts", [False, True])
+def test_ollama_chunks_final_counts_and_streamed_tool_calls(spans, with_content, as_dicts):
+    chunks = [
+        ollama.ChatResponse(model="llama3.2", done=False, message=ollama.Message(role="assistant", content="Hel")),
+        ollama.ChatResponse(model="llama3.2", done=False, message=ollama.Message(role="assistant", content="lo")),
+        ollama.ChatResponse(model="llama3.2", done=False, message=ollama.Message(
+            role="assistant", content="",
+            tool_calls=[ollama.Message.ToolCall(function=ollama.Message.ToolCall.Function(name="lookup", arguments={}))])),
+        ollama.ChatResponse(model="llama3.2", done=True, done_reason="stop", prompt_eval_count=11, eval_count=5,
+                            message=ollama.Message(role="assistant", content=""), **OLLAMA_TIMINGS),
+    ]
+    accumulate([c.model_dump(mode="json") for c in chunks] if as_dicts else chunks, provider="ollama")
+    a = only_span(spans).attributes
+    assert (a[A.GEN_AI_USAGE_INPUT_TOKENS], a[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (11, 5)
+    assert tuple(a[A.GEN_AI_RESPONSE_FINISH_REASONS]) == ("stop",)
+    assert a[A.OTEL_LLM_TOOL_CALLS] == 1
+    assert a[A.OTEL_LLM_OLLAMA_EVAL_DURATION] == pytest.approx(0.9)
+    (message,) = json.loads(a[A.GEN_AI_OUTPUT_MESSAGES])
+    assert message["parts"][0] == {"type": "text", "content": "Hello"}
+
+
+def test_odd_chunks_are_skipped_and_the_rest_still_counts(spans, no_content):
+    chunks = openai_chunks()
+    mixed = [None, "text", 3, Exploding(), {"choices": [None]}, {"choices": 5}] + chunks
+    accumulate(mixed)
+    a = only_span(spans).attributes
+    assert a[A.GEN_AI_USAGE_INPUT_TOKENS] == 40
+    assert a[A.OTEL_LLM_TOOL_CALLS] == 2
