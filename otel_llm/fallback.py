@@ -281,7 +281,7 @@ def fallback_chain(
     )
 
 
-def fallback(
+def fallback_attempts(
     name: str,
     targets: Iterable[Target | Mapping[str, Any]],
     *,
@@ -289,7 +289,7 @@ def fallback(
 ) -> Iterator["Attempt"]:
     """Iterate over the attempts of a one-off chain::
 
-        for attempt in otel_llm.fallback("answer", targets):
+        for attempt in otel_llm.fallback_attempts("answer", targets):
             with attempt as call:
                 ...
     """

@@ -16,7 +16,7 @@ from otel_llm.fallback import (
     ChainUsageError,
     Target,
     current_attempt,
-    fallback,
+    fallback_attempts,
     fallback_chain,
 )
 
@@ -262,7 +262,7 @@ def test_iterator_style_stops_after_the_first_success(spans):
     tried = []
     targets = [Target("openai", "gpt-4o"), Target("ollama", "llama3.2"), Target("ollama", "qwen2.5")]
     result = None
-    for attempt in fallback("loop", targets):
+    for attempt in fallback_attempts("loop", targets):
         with attempt as call:
             tried.append(attempt.target.model)
             if attempt.index == 0:
@@ -279,7 +279,7 @@ def test_iterator_style_stops_after_the_first_success(spans):
 
 def test_iterator_style_raises_all_attempts_failed_from_the_loop(spans):
     with pytest.raises(AllAttemptsFailed) as caught:
-        for attempt in fallback("loop-fail", [Target("openai", "gpt-4o"), Target("ollama", "llama3.2")]):
+        for attempt in fallback_attempts("loop-fail", [Target("openai", "gpt-4o"), Target("ollama", "llama3.2")]):
             with attempt:
                 raise ProviderDown(attempt.target.model)
     assert [str(e) for _, e in caught.value.errors] == ["gpt-4o", "llama3.2"]
@@ -288,7 +288,7 @@ def test_iterator_style_raises_all_attempts_failed_from_the_loop(spans):
 
 
 def test_leaving_the_loop_early_still_ends_the_chain_span(spans):
-    for attempt in fallback("gave-up", [Target("openai", "gpt-4o"), Target("ollama", "llama3.2")]):
+    for attempt in fallback_attempts("gave-up", [Target("openai", "gpt-4o"), Target("ollama", "llama3.2")]):
         with attempt:
             raise ProviderDown("503")
         break  # the application gives up after the first failure
@@ -299,7 +299,7 @@ def test_leaving_the_loop_early_still_ends_the_chain_span(spans):
 
 def test_an_attempt_not_entered_is_a_clear_usage_error(spans):
     with pytest.raises(ChainUsageError, match="with attempt"):
-        for attempt in fallback("misused", [Target("openai", "gpt-4o"), Target("ollama", "llama3.2")]):
+        for attempt in fallback_attempts("misused", [Target("openai", "gpt-4o"), Target("ollama", "llama3.2")]):
             pass
 
 
