@@ -29,8 +29,14 @@ _VALID_OPERATIONS = frozenset(semconv.INFERENCE_OPERATIONS)
 
 
 def error_type_of(exc: BaseException) -> str:
-    """The stable ``error.type`` of an exception: its class's qualified name."""
-    return type(exc).__qualname__
+    """The stable ``error.type`` of an exception: its class's qualified name.
+
+    A class defined inside a function has ``<locals>`` in its qualified name, which
+    says nothing useful and differs between refactors: its plain name is used instead.
+    """
+    cls = type(exc)
+    qualname = cls.__qualname__
+    return cls.__name__ if "<locals>" in qualname else qualname
 
 
 def _as_count(name: str, value: Any) -> int | None:
