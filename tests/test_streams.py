@@ -1,0 +1,492 @@
+"""A stream's span ends exactly once on every exit path, for sync and async streams.
+
+Each test uses its own route, so the GenAI duration metric (recorded once, when the
+span ends) can show the span ended exactly once even where the SDK would hide a
+second ``end()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+
+import ollama
+import openai
+import pytest
+from opentelemetry.trace import StatusCode
+
+from otel_llm import semconv
+from otel_llm.call import LLMCall
+from otel_llm.decorator import llm_call
+from otel_llm.streaming import AsyncStreamWrapper, ChunkHook, SyncStreamWrapper
+from tests.conftest import collect_points
+from tests.fake_provider import CACHED_TOKENS, PROMPT_TOKENS, FakeProvider
+
+A = semconv
+
+
+class ProviderDown(Exception):
+    """The provider dropped the stream."""
+
+
+def ollama_chunks(n: int = 3) -> list[dict]:
+    out = [{"model": "llama3.2", "message": {"role": "assistant", "content": f"w{i} "}, "done": False} for i in range(n)]
+    out.append({"model": "llama3.2", "message": {"role": "assistant", "content": ""}, "done": True,
+                "done_reason": "stop", "prompt_eval_count": 9, "eval_count": n})
+    return out
+
+
+@pytest.fixture
+def route(request) -> str:
+    """A route unique to the test, to pick its metric points out."""
+    return f"route-{request.node.name}"
+
+
+def ended_once(spans, metric_reader, route):
+    """The test's one span, after checking it ended (and was measured) exactly once."""
+    finished = [s for s in spans.get_finished_spans() if s.attributes.get(A.OTEL_LLM_ROUTE) == route]
+    assert len(finished) == 1, finished
+    points = [p for p in collect_points(metric_reader, A.METRIC_OPERATION_DURATION)
+              if p.attributes.get(A.OTEL_LLM_ROUTE) == route]
+    assert sum(p.count for p in points) == 1
+    return finished[0]
+
+
+def assert_ok(span):
+    assert span.status.status_code is StatusCode.UNSET
+    assert A.ERROR_TYPE not in span.attributes
+
+
+def assert_failed(span, error_type):
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[A.ERROR_TYPE] == error_type
+
+
+# --- sync generator functions -------------------------------------------------------------------
+def sync_stream(route, events=None, fail_after=None, error=None):
+    @llm_call(provider="ollama", model="llama3.2", route=route)
+    def chat():
+        try:
+            for i, chunk in enumerate(ollama_chunks()):
+                if fail_after is not None and i == fail_after:
+                    raise error
+                yield chunk
+        finally:
+            if events is not None:
+                events.append("generator finalised")
+
+    return chat
+
+
+def test_sync_exhausted(spans, metric_reader, route):
+    chunks = list(sync_stream(route)())
+    assert chunks == ollama_chunks()  # chunks are handed through unchanged
+    span = ended_once(spans, metric_reader, route)
+    assert_ok(span)
+    a = span.attributes
+    assert a[A.GEN_AI_REQUEST_STREAM] is True
+    assert (a[A.GEN_AI_USAGE_INPUT_TOKENS], a[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (9, 3)
+    assert a[A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] >= 0
+
+
+def test_sync_break(spans, metric_reader, route):
+    for chunk in sync_stream(route)():
+        break
+    span = ended_once(spans, metric_reader, route)
+    assert_ok(span)
+    assert A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK in span.attributes
+    assert A.GEN_AI_USAGE_INPUT_TOKENS not in span.attributes  # the final chunk was never read
+
+
+def test_sync_close(spans, metric_reader, route):
+    events = []
+    stream = sync_stream(route, events)()
+    next(stream)
+    stream.close()
+    assert events == ["generator finalised"]  # close reached the generator
+    assert_ok(ended_once(spans, metric_reader, route))
+    stream.close()  # a second close changes nothing
+    ended_once(spans, metric_reader, route)
+
+
+def test_sync_garbage_collected_without_close(spans, metric_reader, route):
+    stream = sync_stream(route)()
+    next(stream)
+    next(stream)
+    assert spans.get_finished_spans() == ()
+    del stream
+    gc.collect()
+    assert_ok(ended_once(spans, metric_reader, route))
+
+
+def test_sync_never_iterated_then_collected(spans, metric_reader, route):
+    stream = sync_stream(route)()
+    del stream
+    gc.collect()
+    span = ended_once(spans, metric_reader, route)
+    assert A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK not in span.attributes
+
+
+def test_sync_exception_mid_stream_propagates_unchanged_and_stays_error(spans, metric_reader, route):
+    boom = ProviderDown("connection reset")
+    stream = sync_stream(route, fail_after=2, error=boom)()
+    received = []
+    with pytest.raises(ProviderDown) as caught:
+        for chunk in stream:
+            received.append(chunk)
+    assert caught.value is boom
+    assert len(received) == 2
+    stream.close()  # closing afterwards never turns the failure into OK
+    del stream
+    gc.collect()
+    span = ended_once(spans, metric_reader, route)
+    assert_failed(span, "ProviderDown")
+    assert span.events[0].name == "exception"
+
+
+def test_sync_stream_consumed_by_a_cancelled_task_ends_once(spans, metric_reader, route):
+    """A sync stream cannot be interrupted inside ``next``; a cancelled consumer abandons it."""
+    async def main():
+        got_one = asyncio.Event()
+
+        async def consume():
+            for _ in sync_stream(route)():
+                got_one.set()
+                await asyncio.sleep(3600)
+
+        task = asyncio.create_task(consume())
+        await got_one.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    gc.collect()
+    assert_ok(ended_once(spans, metric_reader, route))
+
+
+def test_consumer_error_does_not_fail_the_call(spans, metric_reader, route):
+    with pytest.raises(KeyError):
+        for chunk in sync_stream(route)():
+            raise KeyError("consumer bug")
+    gc.collect()
+    assert_ok(ended_once(spans, metric_reader, route))
+
+
+def test_with_block_closes_and_ends(spans, metric_reader, route):
+    events = []
+    with sync_stream(route, events)() as stream:
+        next(stream)
+    assert events == ["generator finalised"]
+    assert_ok(ended_once(spans, metric_reader, route))
+
+
+def test_generator_send_is_forwarded(spans, metric_reader, route):
+    @llm_call(provider="ollama", model="llama3.2", route=route)
+    def echo():
+        received = yield {"model": "llama3.2", "done": False}
+        yield {"model": "llama3.2", "done": True, "eval_count": len(received)}
+
+    stream = echo()
+    next(stream)
+    assert stream.send("abcd") == {"model": "llama3.2", "done": True, "eval_count": 4}
+    with pytest.raises(StopIteration):
+        next(stream)
+    assert ended_once(spans, metric_reader, route).attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] == 4
+
+
+# --- async generator functions --------------------------------------------------------------------
+def async_stream(route, events=None, fail_after=None, error=None, wait_after=None, gate=None):
+    @llm_call(provider="ollama", model="llama3.2", route=route)
+    async def chat():
+        try:
+            for i, chunk in enumerate(ollama_chunks()):
+                if fail_after is not None and i == fail_after:
+                    raise error
+                if wait_after is not None and i == wait_after:
+                    await gate.wait()
+                await asyncio.sleep(0)
+                yield chunk
+        finally:
+            if events is not None:
+                events.append("generator finalised")
+
+    return chat
+
+
+def test_async_exhausted(spans, metric_reader, route):
+    async def main():
+        return [c async for c in async_stream(route)()]
+
+    assert asyncio.run(main()) == ollama_chunks()
+    span = ended_once(spans, metric_reader, route)
+    assert_ok(span)
+    assert span.attributes[A.GEN_AI_USAGE_INPUT_TOKENS] == 9
+    assert A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK in span.attributes
+
+
+def test_async_break(spans, metric_reader, route):
+    async def main():
+        async for chunk in async_stream(route)():
+            break
+        gc.collect()
+
+    asyncio.run(main())
+    assert_ok(ended_once(spans, metric_reader, route))
+
+
+def test_async_aclose(spans, metric_reader, route):
+    events = []
+
+    async def main():
+        stream = async_stream(route, events)()
+        await stream.__anext__()
+        await stream.aclose()
+        assert events == ["generator finalised"]
+        await stream.aclose()
+
+    asyncio.run(main())
+    assert_ok(ended_once(spans, metric_reader, route))
+
+
+def test_async_garbage_collected_without_close(spans, metric_reader, route):
+    async def main():
+        stream = async_stream(route)()
+        await stream.__anext__()
+        assert spans.get_finished_spans() == ()
+        del stream
+        gc.collect()
+
+    asyncio.run(main())
+    assert_ok(ended_once(spans, metric_reader, route))
+
+
+def test_async_cancelled_while_waiting_for_a_chunk(spans, metric_reader, route):
+    async def main():
+        got_one = asyncio.Event()
+        never = asyncio.Event()
+
+        async def consume():
+            async for _ in async_stream(route, wait_after=1, gate=never)():
+                got_one.set()
+
+        task = asyncio.create_task(consume())
+        await got_one.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    gc.collect()
+    span = ended_once(spans, metric_reader, route)
+    assert_failed(span, "CancelledError")
+
+
+def test_async_exception_mid_stream_propagates_unchanged(spans, metric_reader, route):
+    boom = ProviderDown("reset")
+
+    async def main():
+        stream = async_stream(route, fail_after=1, error=boom)()
+        with pytest.raises(ProviderDown) as caught:
+            async for _ in stream:
+                pass
+        assert caught.value is boom
+        await stream.aclose()
+
+    asyncio.run(main())
+    assert_failed(ended_once(spans, metric_reader, route), "ProviderDown")
+
+
+def test_async_with_block(spans, metric_reader, route):
+    async def main():
+        async with async_stream(route)() as stream:
+            await stream.__anext__()
+
+    asyncio.run(main())
+    assert_ok(ended_once(spans, metric_reader, route))
+
+
+# --- time to first chunk ------------------------------------------------------------------------------
+def test_time_to_first_chunk_is_measured_from_the_call(spans, metric_reader, route):
+    marks = {}
+
+    @llm_call(provider="openai", model="gpt-4o-mini", route=route)
+    def request():
+        time.sleep(0.02)  # waiting for response headers: part of time to first chunk
+        marks["returned"] = time.time_ns()
+        return iter(ollama_chunks())
+
+    before = time.time_ns()
+    stream = request()
+    next(stream)
+    after_first = time.time_ns()
+    list(stream)
+    span = ended_once(spans, metric_reader, route)
+    ttfc_ns = span.attributes[A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] * 1e9
+    tolerance_ns = 1_000  # the attribute is float seconds
+    assert span.start_time >= before
+    assert ttfc_ns >= marks["returned"] - span.start_time - tolerance_ns
+    assert span.start_time + ttfc_ns <= after_first + tolerance_ns
+    points = [p for p in collect_points(metric_reader, A.METRIC_TIME_TO_FIRST_CHUNK)
+              if p.attributes.get(A.OTEL_LLM_ROUTE) == route]
+    assert sum(p.count for p in points) == 1
+
+
+# --- the wrappers used directly (as the auto-instrumentation does) -----------------------------------
+def test_wrapper_api_with_a_chunk_hook(spans, metric_reader, route):
+    seen = []
+    call = LLMCall(provider="custom", model="m", route=route, stream=True)
+    stream = SyncStreamWrapper(call, ["a", "bb", "ccc"], ChunkHook(call, lambda c, chunk: seen.append(chunk)))
+    assert list(stream) == ["a", "bb", "ccc"]
+    assert seen == ["a", "bb", "ccc"]
+    assert_ok(ended_once(spans, metric_reader, route))
+
+
+def test_async_wrapper_over_an_async_iterable(spans, metric_reader, route):
+    class Chunks:
+        def __aiter__(self):
+            async def gen():
+                for c in ollama_chunks(2):
+                    yield c
+            return gen()
+
+    async def main():
+        call = LLMCall(provider="ollama", model="llama3.2", route=route, stream=True)
+        return [c async for c in AsyncStreamWrapper(call, Chunks())]
+
+    assert len(asyncio.run(main())) == 3
+    assert ended_once(spans, metric_reader, route).attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
+
+
+# --- real clients over HTTP returning streams -------------------------------------------------------
+@pytest.fixture(scope="module")
+def provider():
+    with FakeProvider() as p:
+        yield p
+
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def openai_stream_call(route):
+    @llm_call(provider="openai", route=route)
+    def ask(client, model, **extra):
+        return client.chat.completions.create(
+            model=model, messages=MESSAGES, stream=True, stream_options={"include_usage": True}, **extra)
+
+    return ask
+
+
+def test_openai_stream_exhausted_through_real_client(provider, spans, metric_reader, route):
+    client = openai.OpenAI(base_url=provider.openai_base_url, api_key="test", max_retries=0)
+    stream = openai_stream_call(route)(client, "gpt-4o-mini",
+                                       tools=[{"type": "function", "function": {"name": "lookup", "parameters": {}}}])
+    assert isinstance(stream, openai.Stream)  # the proxy is transparent to isinstance
+    assert stream.response.status_code == 200  # and to the stream's own attributes
+    chunks = list(stream)
+    assert all(isinstance(c, openai.types.chat.ChatCompletionChunk) for c in chunks)
+    span = ended_once(spans, metric_reader, route)
+    assert_ok(span)
+    a = span.attributes
+    assert a[A.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini"  # read from the positional argument
+    assert a[A.GEN_AI_RESPONSE_MODEL] == "gpt-4o-mini"
+    assert a[A.GEN_AI_USAGE_INPUT_TOKENS] == PROMPT_TOKENS
+    assert a[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == CACHED_TOKENS
+    assert a[A.OTEL_LLM_TOOLS_OFFERED] == 1
+    assert tuple(a[A.OTEL_LLM_TOOL_CALL_NAMES]) == ("lookup",)
+    assert tuple(a[A.GEN_AI_RESPONSE_FINISH_REASONS]) == ("tool_calls",)
+    assert a[A.GEN_AI_REQUEST_STREAM] is True
+
+
+def test_openai_stream_closed_early_through_real_client(provider, spans, metric_reader, route):
+    client = openai.OpenAI(base_url=provider.openai_base_url, api_key="test", max_retries=0)
+    with openai_stream_call(route)(client, "gpt-4o-mini@chunks=20") as stream:
+        next(stream)
+    assert stream.response.is_closed
+    assert_ok(ended_once(spans, metric_reader, route))
+
+
+def test_openai_stream_error_event_mid_stream(provider, spans, metric_reader, route):
+    client = openai.OpenAI(base_url=provider.openai_base_url, api_key="test", max_retries=0)
+    stream = openai_stream_call(route)(client, "gpt-4o-mini@midstream=error@chunks=6")
+    with pytest.raises(openai.APIError) as caught:
+        for _ in stream:
+            pass
+    assert_failed(ended_once(spans, metric_reader, route), type(caught.value).__qualname__)
+
+
+def test_openai_async_stream_through_real_client(provider, spans, metric_reader, route):
+    @llm_call(provider="openai", route=route)
+    async def ask(client, model):
+        return await client.chat.completions.create(
+            model=model, messages=MESSAGES, stream=True, stream_options={"include_usage": True})
+
+    async def main():
+        client = openai.AsyncOpenAI(base_url=provider.openai_base_url, api_key="test", max_retries=0)
+        stream = await ask(client, "gpt-4o-mini")
+        assert isinstance(stream, openai.AsyncStream)
+        first = await stream.__anext__()
+        rest = [c async for c in stream]
+        await client.close()
+        return [first, *rest]
+
+    chunks = asyncio.run(main())
+    assert chunks
+    span = ended_once(spans, metric_reader, route)
+    assert span.attributes[A.GEN_AI_USAGE_INPUT_TOKENS] == PROMPT_TOKENS
+
+
+def test_openai_async_stream_closed_early(provider, spans, metric_reader, route):
+    @llm_call(provider="openai", route=route)
+    async def ask(client, model):
+        return await client.chat.completions.create(model=model, messages=MESSAGES, stream=True)
+
+    async def main():
+        client = openai.AsyncOpenAI(base_url=provider.openai_base_url, api_key="test", max_retries=0)
+        stream = await ask(client, "gpt-4o-mini@chunks=20")
+        await stream.__anext__()
+        await stream.close()
+        assert stream.response.is_closed
+        await client.close()
+
+    asyncio.run(main())
+    assert_ok(ended_once(spans, metric_reader, route))
+
+
+def test_ollama_stream_through_real_client(provider, spans, metric_reader, route):
+    @llm_call(provider="ollama", route=route)
+    def chat(client, model):
+        return client.chat(model=model, messages=MESSAGES, stream=True)
+
+    client = ollama.Client(host=provider.url)
+    chunks = list(chat(client, "llama3.2"))
+    assert chunks[-1].done is True
+    a = ended_once(spans, metric_reader, route).attributes
+    assert a[A.GEN_AI_USAGE_INPUT_TOKENS] == PROMPT_TOKENS
+    assert a[A.GEN_AI_RESPONSE_MODEL] == "llama3.2"
+    assert a[A.OTEL_LLM_OLLAMA_TOTAL_DURATION] == pytest.approx(0.25)
+
+
+def test_ollama_async_stream_cancelled_through_real_client(provider, spans, metric_reader, route):
+    @llm_call(provider="ollama", route=route)
+    async def chat(client, model):
+        return await client.chat(model=model, messages=MESSAGES, stream=True)
+
+    async def main():
+        client = ollama.AsyncClient(host=provider.url)
+        got_one = asyncio.Event()
+
+        async def consume():
+            async for _ in await chat(client, "llama3.2@gap=30@chunks=4"):
+                got_one.set()
+
+        task = asyncio.create_task(consume())
+        await got_one.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    gc.collect()
+    assert_failed(ended_once(spans, metric_reader, route), "CancelledError")
