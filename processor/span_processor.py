@@ -63,6 +63,9 @@ DEFAULT_BATCH_SIZE = 512
 DEFAULT_FLUSH_INTERVAL_S = 1.0
 DEFAULT_RETRY_INITIAL_S = 0.1
 DEFAULT_RETRY_MAX_S = 5.0
+#: After the shutdown timeout, how long to wait for a worker that is not stuck in the
+#: exporter to finish giving up (it does so as soon as it is scheduled).
+SHUTDOWN_GRACE_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +196,7 @@ class RouteObservationProcessor(SpanProcessor):
         self._dropped_worker = 0
         self._skipped = 0
         self._in_flight = 0
+        self._in_exporter = False
         self._pending: list[RouteObservation] | None = None
         self._held: list[_Flush] = []
         self._retry_at = 0.0
@@ -271,6 +275,11 @@ class RouteObservationProcessor(SpanProcessor):
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout_s)
+            # At the deadline the worker gives up on its own within moments; wait for that
+            # unless it is stuck inside the exporter.
+            grace_until = time.monotonic() + SHUTDOWN_GRACE_S
+            while thread.is_alive() and not self._in_exporter and time.monotonic() < grace_until:
+                thread.join(0.01)
             if not thread.is_alive():
                 self._give_up()  # a span that ended while the worker was exiting
         try:
@@ -326,9 +335,10 @@ class RouteObservationProcessor(SpanProcessor):
             if self._pending is not None:
                 if time.monotonic() < self._retry_at:
                     return
-                if not self._export(self._pending):
+                held, self._pending = self._pending, None  # in flight now, not "retrying"
+                if not self._export(held):
+                    self._pending = held
                     return
-                self._pending = None
                 for marker in self._held:
                     self._complete(marker)
                 self._held.clear()
@@ -377,6 +387,7 @@ class RouteObservationProcessor(SpanProcessor):
     def _export(self, batch: list[RouteObservation]) -> bool:
         """Hand ``batch`` to the exporter; False when it is to be retried later."""
         self._in_flight = len(batch)
+        self._in_exporter = True
         try:
             result = self._exporter.export(batch)
         except Exception as exc:  # noqa: BLE001 - treated as RETRY, per the exporter protocol
@@ -384,6 +395,7 @@ class RouteObservationProcessor(SpanProcessor):
             result = ExportResult.RETRY
         finally:
             self._in_flight = 0
+            self._in_exporter = False
         if result is ExportResult.ACCEPTED:
             self._exported += len(batch)
             self._backoff = self._retry_initial_s
@@ -401,10 +413,13 @@ class RouteObservationProcessor(SpanProcessor):
         ok = False
         remaining = marker.deadline - time.monotonic()
         if remaining > 0:
+            self._in_exporter = True
             try:
                 ok = bool(self._exporter.force_flush(remaining))
             except Exception as exc:  # noqa: BLE001
                 report("flushing the route observation exporter", exc)
+            finally:
+                self._in_exporter = False
         marker.ok = ok
         marker.done.set()
 
