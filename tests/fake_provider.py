@@ -39,6 +39,7 @@ import base64
 import json
 import socket
 import struct
+import sys
 import threading
 import time
 from collections import deque
@@ -52,6 +53,8 @@ PROMPT_TOKENS = 12
 CACHED_TOKENS = 4
 #: Text a non-streamed answer carries; streams split it into chunks.
 ANSWER = "Hello from the fake provider"
+#: Content of a non-streamed answer when the request asks for JSON output.
+JSON_ANSWER = json.dumps({"answer": ANSWER})
 #: Dimension of every embedding.
 EMBEDDING_DIM = 8
 #: Ollama server timings reported on every final answer (nanoseconds).
@@ -129,6 +132,10 @@ def _pieces(n: int) -> list[str]:
     return out
 
 
+def _wants_json(fmt: Any) -> bool:
+    return isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object")
+
+
 def _tool_names(body: dict[str, Any]) -> list[str]:
     names = []
     for tool in body.get("tools") or []:
@@ -142,6 +149,12 @@ def _tool_names(body: dict[str, Any]) -> list[str]:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: "_Server"
+
+    def setup(self) -> None:
+        super().setup()
+        # Small writes (headers, then body or one SSE frame) must not wait for Nagle's
+        # algorithm: that would add tens of milliseconds to every answer.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet test output
         return None
@@ -252,8 +265,9 @@ class _Handler(BaseHTTPRequestHandler):
             "completion_tokens_details": {"reasoning_tokens": 0},
         }
         finish = "tool_calls" if tools else "stop"
+        answer = JSON_ANSWER if _wants_json(body.get("response_format")) else ANSWER
         if not body.get("stream"):
-            message: dict[str, Any] = {"role": "assistant", "content": None if tools else ANSWER}
+            message: dict[str, Any] = {"role": "assistant", "content": None if tools else answer}
             if tools:
                 message["tool_calls"] = [
                     {"id": f"call_{i}", "type": "function", "function": {"name": n, "arguments": "{}"}}
@@ -342,12 +356,14 @@ class _Handler(BaseHTTPRequestHandler):
             "output_tokens": d.chunks, "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": PROMPT_TOKENS + d.chunks,
         }
+        text_format = (body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None
+        answer = JSON_ANSWER if _wants_json(text_format) else ANSWER
         if tools:
             output = [{"type": "function_call", "id": f"fc_{i}", "call_id": f"call_{i}", "name": n,
                        "arguments": "{}", "status": "completed"} for i, n in enumerate(tools)]
         else:
             output = [{"type": "message", "id": "msg_0", "status": "completed", "role": "assistant",
-                       "content": [{"type": "output_text", "text": ANSWER, "annotations": []}]}]
+                       "content": [{"type": "output_text", "text": answer, "annotations": []}]}]
 
         def response(status: str, out: list[Any], with_usage: bool) -> dict[str, Any]:
             return {
@@ -473,6 +489,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     owner: "FakeProvider"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up (a closed stream, a cancelled call) is normal here.
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class FakeProvider:

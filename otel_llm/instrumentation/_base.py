@@ -1,0 +1,151 @@
+"""What every client instrumentation shares: settings, the context check, request attributes.
+
+A patched client method asks :func:`mode` what to do before doing anything else:
+
+* ``OFF`` — instrumentation is suppressed in this context
+  (``opentelemetry.instrumentation.utils.suppress_instrumentation``): call through.
+* ``NESTED`` — the call runs inside an LLM span the application opened itself
+  (``llm_span`` / ``llm_call``): that span already is the observation of this
+  provider call, so a second inference span would count it twice. Call through.
+* ``ATTEMPT`` — the call runs inside a fallback-chain attempt
+  (:func:`otel_llm.fallback.current_attempt`): record the response onto the attempt's
+  own :class:`~otel_llm.call.LLMCall` instead of opening another span.
+* ``OWN`` — open our own inference span(s).
+
+Everything here is on the hot path of every instrumented call, so it is kept to a few
+attribute reads; anything unexpected is reported (rate-limited) and the call proceeds
+uninstrumented.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import wrapt
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+from otel_llm import semconv
+from otel_llm.call import LLMCall
+from otel_llm.instrumentation.hosts import HostResolver
+
+#: Environment variable turning on ``include_usage`` for instrumentations started by
+#: ``opentelemetry-instrument`` (which passes no arguments).
+INCLUDE_USAGE_ENV = "OTEL_LLM_STREAM_INCLUDE_USAGE"
+
+OFF, OWN, NESTED, ATTEMPT = range(4)
+
+_INFERENCE = semconv.INFERENCE_OPERATIONS
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+@dataclass
+class Settings:
+    """Options of one instrumentation, fixed when it is installed."""
+
+    #: Maps a client's base URL to provider name and server address/port.
+    resolver: HostResolver = field(default_factory=HostResolver)
+    #: Ask the provider for a usage chunk on streams (``stream_options.include_usage``)
+    #: when the caller did not. Off by default: the extra chunk has no ``choices``, which
+    #: code that indexes ``chunk.choices[0]`` does not expect.
+    include_usage: bool = False
+
+    @classmethod
+    def from_options(
+        cls, provider_hosts: str | Mapping[str, str] | None = None, include_usage: bool | None = None
+    ) -> "Settings":
+        """Settings from instrument() keyword arguments, falling back to the environment."""
+        return cls(
+            resolver=HostResolver(provider_hosts),
+            include_usage=_env_flag(INCLUDE_USAGE_ENV) if include_usage is None else bool(include_usage),
+        )
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> "Settings":
+        """Settings from an instrumentor's ``instrument(**kwargs)`` (``settings=`` or the options)."""
+        settings = kwargs.get("settings")
+        if isinstance(settings, Settings):
+            return settings
+        return cls.from_options(kwargs.get("provider_hosts"), kwargs.get("include_usage"))
+
+
+def _current_attempt() -> Any:
+    """The fallback attempt in progress, when the fallback module is available."""
+    try:
+        from otel_llm.fallback import current_attempt
+    except ImportError:  # pragma: no cover - the fallback module is part of the package
+        return None
+    return current_attempt()
+
+
+def mode() -> tuple[int, LLMCall | None]:
+    """How an instrumented call should be recorded here (see the module docstring)."""
+    if not is_instrumentation_enabled():
+        return OFF, None
+    span = trace.get_current_span()
+    scope = getattr(span, "instrumentation_scope", None)
+    if scope is None or scope.name != semconv.INSTRUMENTATION_NAME:
+        return OWN, None
+    attrs = getattr(span, "attributes", None)
+    if not attrs or attrs.get(semconv.GEN_AI_OPERATION_NAME) not in _INFERENCE or not span.is_recording():
+        return OWN, None
+    attempt = _current_attempt()
+    if attempt is not None:
+        call = attempt.call
+        if call is not None and call.span is span and not call.ended:
+            return ATTEMPT, call
+    return NESTED, None
+
+
+def new_logical_call_id() -> str:
+    """A fresh id shared by every HTTP attempt of one logical call (64 random bits, hex).
+
+    Not a secret and not a span id: it only has to be unique among a service's calls.
+    """
+    return "%016x" % random.getrandbits(64)
+
+
+def positive_int(value: Any) -> int | None:
+    """``value`` if it is a positive int (not a bool), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def number(value: Any) -> float | int | None:
+    """``value`` if it is a real number (not a bool), else None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def count(value: Any) -> int | None:
+    """Length of a non-string sequence (tools offered), else None."""
+    if value is None or isinstance(value, (str, bytes, Mapping)):
+        return None
+    try:
+        return len(value)
+    except TypeError:
+        return None
+
+
+def is_patched(cls: type, name: str) -> bool:
+    """Whether ``cls`` itself holds a ``wrapt`` wrapper under ``name`` (patching twice would
+    record every call twice)."""
+    return isinstance(vars(cls).get(name), wrapt.FunctionWrapper)
+
+
+def detach_quietly(token: object) -> None:
+    """Detach a context token; a mismatch (already detached) is not the host's problem."""
+    try:
+        otel_context.detach(token)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - the SDK logs mismatches itself
+        pass

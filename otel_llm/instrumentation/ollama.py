@@ -1,0 +1,256 @@
+"""Auto-instrumentation of the ``ollama`` client: one LLM span per call.
+
+Where it hooks in
+-----------------
+``chat``, ``generate``, ``embed`` and ``embeddings`` — on ``Client``, ``AsyncClient``
+and the module-level functions, which are bound methods of a default ``Client`` — all
+end in ``Client._request`` / ``AsyncClient._request`` with the HTTP method, the API
+path and the JSON body. Those two methods are the only ones patched (with ``wrapt``);
+a table (:data:`ENDPOINTS`) names the operation per path, and requests to any other
+path (``pull``, ``list``, ``show``, ...) pass through untouched.
+
+What a span carries
+-------------------
+The Ollama client does not retry, so each call is one HTTP attempt and one inference
+span: ``gen_ai.provider.name`` ``ollama`` (unless the user's host mapping names the
+server otherwise), ``server.address``/``server.port`` from the client's host, the
+request model and options (temperature, top_p, ``num_predict`` as max tokens, seed,
+``format`` as output type), tools offered, and from the answer the response model,
+finish reason (``done_reason``), token counts (``prompt_eval_count``/``eval_count``),
+tool calls (names; Ollama gives no ids) and Ollama's own timings — load, prompt
+evaluation, evaluation and total duration, in seconds — so cold starts and decode
+speed are visible.
+
+Streams (NDJSON) are wrapped in :class:`~otel_llm.streaming.SyncStreamWrapper` /
+:class:`~otel_llm.streaming.AsyncStreamWrapper`: the span ends exactly once on every
+exit path, the counts and timings come from the final ``done`` chunk, and time to first
+chunk is measured from the call (the HTTP request itself is only sent when the stream
+is first read, as the client does it). A failed call is ERROR with ``error.type`` the
+client's exception class (``ResponseError``, ``ConnectionError``) and, when the server
+answered, ``http.response.status_code``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Collection, Mapping
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import unwrap
+
+from otel_llm import semconv
+from otel_llm._safety import report, swallow
+from otel_llm.call import LLMCall
+from otel_llm.content import capture_enabled
+from otel_llm.instrumentation import _base
+from otel_llm.instrumentation.hosts import HostResolver
+
+_INSTRUMENTS = ("ollama >= 0.4",)
+
+#: API path -> operation name.
+ENDPOINTS: Mapping[str, str] = {
+    "/api/chat": semconv.OP_CHAT,
+    "/api/generate": semconv.OP_TEXT_COMPLETION,
+    "/api/embed": semconv.OP_EMBEDDINGS,
+    "/api/embeddings": semconv.OP_EMBEDDINGS,
+}
+
+#: The provider name of every Ollama server the user mapping does not name.
+PROVIDER = "ollama"
+
+_resolver: HostResolver | None = None
+
+
+def request_attributes(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Span attributes a request body gives (never message content)."""
+    attrs: dict[str, Any] = {}
+    options = body.get("options")
+    if isinstance(options, Mapping):
+        get = options.get
+        value = _base.number(get("temperature"))
+        if value is not None:
+            attrs[semconv.GEN_AI_REQUEST_TEMPERATURE] = value
+        value = _base.number(get("top_p"))
+        if value is not None:
+            attrs[semconv.GEN_AI_REQUEST_TOP_P] = value
+        value = _base.positive_int(get("num_predict"))
+        if value is not None:
+            attrs[semconv.GEN_AI_REQUEST_MAX_TOKENS] = value
+        seed = get("seed")
+        if isinstance(seed, int) and not isinstance(seed, bool):
+            attrs[semconv.GEN_AI_REQUEST_SEED] = seed
+    fmt = body.get("format")
+    if fmt == "json" or isinstance(fmt, Mapping):
+        attrs[semconv.GEN_AI_OUTPUT_TYPE] = "json"
+    dims = _base.positive_int(body.get("dimensions"))
+    if dims is not None:
+        attrs[semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dims
+    return attrs
+
+
+def input_messages(path: str, body: Mapping[str, Any]) -> Any:
+    """The prompt of a request, for opt-in content capture."""
+    if path == "/api/chat":
+        return body.get("messages")
+    if path == "/api/generate":
+        prompt = body.get("prompt")
+        return prompt if isinstance(prompt, str) else None
+    return None
+
+
+def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[LLMCall, bool] | None:
+    """The call to record ``_request(cls, method, path, json=..., stream=...)`` on, and whether
+    this instrumentation owns its end; None to pass through."""
+    path = args[2] if len(args) > 2 else kwargs.get("url")
+    operation = ENDPOINTS.get(path) if isinstance(path, str) else None
+    if operation is None:
+        return None
+    mode, host = _base.mode()
+    if mode == _base.OFF or mode == _base.NESTED:
+        return None
+    body = kwargs.get("json")
+    if not isinstance(body, Mapping):
+        body = {}
+    resolver = _resolver
+    if resolver is None:
+        resolver = _set_resolver(None)
+    ident = resolver.identity(instance._client.base_url)
+    tools = _base.count(body.get("tools")) or None
+    if host is not None:
+        host.set_attribute(semconv.SERVER_ADDRESS, ident.server_address)
+        host.set_attribute(semconv.SERVER_PORT, ident.server_port)
+        if tools is not None:
+            host.set_tools_offered(tools)
+        return host, False
+    model = body.get("model")
+    call = LLMCall(
+        operation=operation,
+        provider=ident.provider,
+        model=model if isinstance(model, str) and model else None,
+        server_address=ident.server_address,
+        server_port=ident.server_port,
+        stream=bool(kwargs.get("stream", False)),
+        tools=tools,
+        input_messages=input_messages(path, body) if capture_enabled() else None,
+        attributes=request_attributes(body),
+    )
+    return call, True
+
+
+def _failed(call: LLMCall, own: bool, exc: BaseException) -> None:
+    with swallow("ending a failed Ollama span"):
+        status = getattr(exc, "status_code", None)
+        if isinstance(status, int) and status > 0:
+            call.set_http_status(status)
+        if own:
+            call.end(exc)
+
+
+def _answered(call: LLMCall, own: bool, result: Any, stream: bool, is_async: bool) -> Any:
+    try:
+        if stream:
+            if is_async:
+                from otel_llm.streaming import AsyncStreamWrapper
+
+                return AsyncStreamWrapper(call, result)
+            from otel_llm.streaming import SyncStreamWrapper
+
+            return SyncStreamWrapper(call, result)
+        call.record_response(result)
+    except Exception as exc:  # noqa: BLE001 - telemetry never breaks the call
+        report("recording an Ollama response", exc)
+    if own:
+        call.end()
+    return result
+
+
+def _begin(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[LLMCall, bool] | None:
+    try:
+        return _start(instance, args, kwargs)
+    except Exception as exc:  # noqa: BLE001
+        report("starting an Ollama span", exc)
+        return None
+
+
+def _request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    started = _begin(instance, args, kwargs)
+    if started is None:
+        return wrapped(*args, **kwargs)
+    call, own = started
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        _failed(call, own, exc)
+        raise
+    return _answered(call, own, result, bool(kwargs.get("stream", False)), False)
+
+
+async def _arequest(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    started = _begin(instance, args, kwargs)
+    if started is None:
+        return await wrapped(*args, **kwargs)
+    call, own = started
+    try:
+        result = await wrapped(*args, **kwargs)
+    except BaseException as exc:
+        _failed(call, own, exc)
+        raise
+    return _answered(call, own, result, bool(kwargs.get("stream", False)), True)
+
+
+def _client_module() -> Any:
+    # ``ollama._client`` as an attribute of the package is the default Client instance,
+    # not the module; import the module by name.
+    return importlib.import_module("ollama._client")
+
+
+_PATCHES: tuple[tuple[str, Any], ...] = (("Client", _request), ("AsyncClient", _arequest))
+
+
+def _set_resolver(mapping: Mapping[str, str] | None) -> HostResolver:
+    global _resolver
+    _resolver = HostResolver(mapping, default=PROVIDER)
+    return _resolver
+
+
+def install(settings: _base.Settings) -> bool:
+    """Patch ``Client._request`` and ``AsyncClient._request`` (once)."""
+    _set_resolver(settings.resolver.mapping)
+    client_module = _client_module()
+
+    for class_name, wrapper in _PATCHES:
+        cls = getattr(client_module, class_name)
+        if not _base.is_patched(cls, "_request"):
+            wrapt.wrap_function_wrapper(cls, "_request", wrapper)
+    return True
+
+
+def uninstall() -> None:
+    """Restore the original methods."""
+    try:
+        client_module = _client_module()
+    except ImportError:
+        return
+    for class_name, _wrapper in _PATCHES:
+        cls = getattr(client_module, class_name)
+        if _base.is_patched(cls, "_request"):
+            unwrap(cls, "_request")
+
+
+class OllamaInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instruments the ``ollama`` client (chat, generate, embed, embeddings; sync and async).
+
+    ``OllamaInstrumentor().instrument(provider_hosts={...})``; or let
+    ``opentelemetry-instrument`` find it through its entry point; or call
+    :func:`otel_llm.instrument`. Spans go to the global tracer provider.
+    """
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _INSTRUMENTS
+
+    def _instrument(self, **kwargs: Any) -> None:
+        install(_base.Settings.from_kwargs(kwargs))
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        uninstall()

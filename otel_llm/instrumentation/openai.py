@@ -1,0 +1,555 @@
+"""Auto-instrumentation of the ``openai`` client: one LLM span per HTTP attempt.
+
+Where it hooks in
+-----------------
+Every resource method of the client (chat completions ``create``/``parse``/``stream``,
+legacy completions, embeddings, the Responses API ``create``/``parse``/``stream``)
+ends in ``SyncAPIClient.request`` / ``AsyncAPIClient.request``, which holds the SDK's
+own retry loop; each HTTP attempt inside the loop goes through ``_send_request``, and
+the back-off before a retry is computed by ``_calculate_retry_timeout``. Those three
+methods are the only ones patched (with ``wrapt``), so every endpoint, the helper
+methods built on ``create``, sync and async clients, and every subclass (Azure, the
+module-level client) are covered at once. A thin table of endpoint adapters
+(:data:`ENDPOINTS`) maps the request body to span attributes; requests to any other
+endpoint pass through untouched.
+
+Span structure (one observation per provider attempt)
+-----------------------------------------------------
+There is **no parent span for the logical call**. Each HTTP attempt is its own
+inference span (kind CLIENT, ``{operation} {model}``), a sibling under whatever span
+was current when the application called the client:
+
+* ``otel_llm.attempt`` = the SDK's retry index (0 for the first try),
+  ``otel_llm.fallback`` = false (a retry of the same route is not a fallback),
+  ``http.request.resend_count`` on retries, ``otel_llm.retry.backoff_s`` = the back-off
+  the SDK waited before this attempt;
+* ``otel_llm.logical_call.id`` shared by all attempts of one call;
+* ``http.response.status_code``; a failed attempt (HTTP error status, timeout,
+  connection error) is ERROR with ``error.type`` named as the SDK names the error it
+  would raise (``RateLimitError``, ``InternalServerError``, ``APITimeoutError``,
+  ``APIConnectionError``) and ends when its answer arrives, so its duration is the
+  attempt's own.
+
+The first attempt's span starts when the application called the client, so for the
+common single-attempt call the span covers the whole call; later attempts start when
+they are sent. The processor therefore sees exactly one inference span per attempt
+and nothing else: a retried-then-successful call is two observations (one failed)
+with one logical call id. Not having a parent keeps the common case at one span per
+call, which is what the overhead budget allows.
+
+Streams are wrapped in :class:`~otel_llm.streaming.SyncStreamWrapper` /
+:class:`~otel_llm.streaming.AsyncStreamWrapper`, which end the attempt's span exactly
+once on every exit path; usage comes from the provider's usage chunk, which
+``include_usage=True`` asks for (``stream_options.include_usage``) when the caller did
+not. Calls made inside an LLM span the application opened itself, or inside a fallback
+attempt, are recorded as :mod:`otel_llm.instrumentation._base` describes.
+
+Known limits: with ``.with_streaming_response`` the body is read by the application
+after the call returns, so such spans end with status and request attributes only;
+a ``chat.completions.stream()`` / ``responses.stream()`` helper left early ends its
+span when the helper is collected (its close goes to the HTTP response directly).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from typing import Any, Collection, Mapping
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import unwrap
+
+from otel_llm import semconv
+from otel_llm._safety import logger, report, swallow
+from otel_llm.call import LLMCall, error_type_of
+from otel_llm.content import capture_enabled
+from otel_llm.instrumentation import _base
+from otel_llm.instrumentation.hosts import Identity
+
+_INSTRUMENTS = ("openai >= 1.40",)
+
+#: Endpoint (the request's path) -> operation name. Only POSTs to these are recorded.
+ENDPOINTS: Mapping[str, str] = {
+    "/chat/completions": semconv.OP_CHAT,
+    "/completions": semconv.OP_TEXT_COMPLETION,
+    "/embeddings": semconv.OP_EMBEDDINGS,
+    "/responses": semconv.OP_CHAT,
+}
+
+#: Endpoints whose streams support ``stream_options.include_usage``.
+_USAGE_OPTION_ENDPOINTS = frozenset({"/chat/completions", "/completions"})
+
+#: ``response_format``/``text.format`` type -> ``gen_ai.output.type``.
+_OUTPUT_TYPES = {"json_schema": "json", "json_object": "json", "text": "text"}
+
+_settings: _base.Settings | None = None
+
+
+# --- request -> attributes (pure) ----------------------------------------------------------
+def request_attributes(path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Span attributes a request body gives (never message content)."""
+    attrs: dict[str, Any] = {}
+    get = body.get
+    value = _base.number(get("temperature"))
+    if value is not None:
+        attrs[semconv.GEN_AI_REQUEST_TEMPERATURE] = value
+    value = _base.number(get("top_p"))
+    if value is not None:
+        attrs[semconv.GEN_AI_REQUEST_TOP_P] = value
+    value = _base.positive_int(get("max_completion_tokens") or get("max_tokens") or get("max_output_tokens"))
+    if value is not None:
+        attrs[semconv.GEN_AI_REQUEST_MAX_TOKENS] = value
+    seed = get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        attrs[semconv.GEN_AI_REQUEST_SEED] = seed
+    n = _base.positive_int(get("n"))
+    if n is not None and n != 1:
+        attrs[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = n
+    if path == "/embeddings":
+        fmt = get("encoding_format")
+        if isinstance(fmt, str):
+            attrs[semconv.GEN_AI_REQUEST_ENCODING_FORMATS] = [fmt]
+        dims = _base.positive_int(get("dimensions"))
+        if dims is not None:
+            attrs[semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dims
+    fmt_spec = get("response_format")
+    if fmt_spec is None:
+        text = get("text")
+        fmt_spec = text.get("format") if isinstance(text, Mapping) else None
+    if isinstance(fmt_spec, Mapping):
+        out = _OUTPUT_TYPES.get(fmt_spec.get("type"))  # type: ignore[arg-type]
+        if out is not None:
+            attrs[semconv.GEN_AI_OUTPUT_TYPE] = out
+    return attrs
+
+
+def tools_offered(body: Mapping[str, Any]) -> int | None:
+    """How many tools (or legacy functions) the request offers the model."""
+    tools = _base.count(body.get("tools"))
+    functions = _base.count(body.get("functions"))
+    if tools is None and functions is None:
+        return None
+    return (tools or 0) + (functions or 0)
+
+
+def input_messages(path: str, body: Mapping[str, Any]) -> Any:
+    """The prompt of a request, for opt-in content capture."""
+    if path == "/chat/completions":
+        return body.get("messages")
+    if path == "/completions":
+        prompt = body.get("prompt")
+        return prompt if isinstance(prompt, str) else None
+    if path == "/responses":
+        return body.get("input")
+    return None
+
+
+def _with_usage_option(options: Any, body: Mapping[str, Any]) -> None:
+    """Ask for the usage chunk on this stream (the caller did not)."""
+    stream_options = body.get("stream_options")
+    if isinstance(stream_options, Mapping) and "include_usage" in stream_options:
+        return  # the caller decided, either way
+    merged = dict(stream_options) if isinstance(stream_options, Mapping) else {}
+    merged["include_usage"] = True
+    new_body = dict(body)
+    new_body["stream_options"] = merged
+    options.json_data = new_body
+
+
+# --- errors ------------------------------------------------------------------------------
+def _transport_error_type(exc: BaseException) -> str:
+    """The SDK's name for a transport failure it would raise (timeout / connection error)."""
+    try:
+        from openai._httpx2 import request_exceptions, timeout_exceptions
+
+        if isinstance(exc, timeout_exceptions()):
+            return "APITimeoutError"
+        if isinstance(exc, request_exceptions()):
+            return "APIConnectionError"
+    except Exception:  # noqa: BLE001 - older SDK layout: name the exception itself
+        pass
+    return error_type_of(exc)
+
+
+def _status_error_type(client: Any, response: Any) -> str:
+    """The SDK's exception class name for an HTTP error status (e.g. ``RateLimitError``)."""
+    try:
+        return type(client._make_status_error("", body=None, response=response)).__name__
+    except Exception:  # noqa: BLE001
+        return str(response.status_code)
+
+
+# --- one logical call ----------------------------------------------------------------------
+class _LogicalCall:
+    """State of one ``request()``: its attempts share everything here."""
+
+    __slots__ = (
+        "mode", "host", "operation", "model", "identity", "stream", "tools", "attrs", "messages",
+        "logical_id", "attempts", "current", "backoff", "t0", "sending",
+    )
+
+    def __init__(
+        self, mode: int, host: LLMCall | None, operation: str, model: Any, identity: Identity,
+        stream: bool, tools: int | None, attrs: dict[str, Any], messages: Any,
+    ) -> None:
+        self.mode = mode
+        self.host = host
+        self.operation = operation
+        self.model = model if isinstance(model, str) else None
+        self.identity = identity
+        self.stream = stream
+        self.tools = tools
+        self.attrs = attrs
+        self.messages = messages
+        self.logical_id = _base.new_logical_call_id()
+        self.attempts = 0
+        self.current: LLMCall | None = None
+        self.backoff: float | None = None
+        self.t0 = time.time_ns()
+        self.sending = False
+
+    def begin_attempt(self) -> LLMCall | None:
+        """Open the span of the next HTTP attempt (or, inside a fallback attempt, reuse it)."""
+        index = self.attempts
+        self.attempts += 1
+        if self.mode == _base.ATTEMPT:
+            return None
+        attrs = self.attrs
+        if index or self.backoff is not None:
+            attrs = dict(attrs)
+            attrs[semconv.HTTP_REQUEST_RESEND_COUNT] = index
+            if self.backoff is not None:
+                attrs[semconv.OTEL_LLM_RETRY_BACKOFF_S] = self.backoff
+                self.backoff = None
+        ident = self.identity
+        call = LLMCall(
+            operation=self.operation,
+            provider=ident.provider,
+            model=self.model,
+            server_address=ident.server_address,
+            server_port=ident.server_port,
+            stream=self.stream,
+            tools=self.tools,
+            attempt=index,
+            fallback=False,
+            logical_call_id=self.logical_id,
+            input_messages=self.messages,
+            attributes=attrs,
+            start_time_ns=self.t0 if index == 0 else None,
+        )
+        self.current = call
+        return call
+
+    def first_call_for_failure(self) -> LLMCall:
+        """A span for a call that failed before any HTTP attempt was sent."""
+        call = self.begin_attempt()
+        assert call is not None
+        return call
+
+    # --- how the call ended ------------------------------------------------------------
+    def failed(self, exc: BaseException) -> None:
+        """``request()`` raised: end the open attempt (if still open) with the exception."""
+        if self.mode == _base.ATTEMPT:
+            return  # the fallback attempt records the exception itself
+        call = self.current
+        if call is None:
+            call = self.first_call_for_failure()
+        if not call.ended:
+            call.end(exc)
+
+    def finished(self, result: Any, is_async: bool) -> Any:
+        """``request()`` returned: record the answer (or wrap the stream) and end the span."""
+        call = self.current if self.mode != _base.ATTEMPT else self.host
+        if call is None or call.ended:
+            return result
+        try:
+            from openai import AsyncStream, Stream
+
+            if isinstance(result, Stream):
+                from otel_llm.streaming import SyncStreamWrapper
+
+                return SyncStreamWrapper(call, result)
+            if isinstance(result, AsyncStream):
+                from otel_llm.streaming import AsyncStreamWrapper
+
+                return AsyncStreamWrapper(call, result)
+            if _is_raw_response(result):
+                _record_raw(call, result)
+            else:
+                call.record_response(result)
+        except Exception as exc:  # noqa: BLE001 - telemetry never breaks the call
+            report("recording an OpenAI response", exc)
+        if self.mode != _base.ATTEMPT:
+            call.end()
+        return result
+
+
+def _is_raw_response(result: Any) -> bool:
+    try:
+        from openai._legacy_response import LegacyAPIResponse
+        from openai._response import BaseAPIResponse
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(result, (LegacyAPIResponse, BaseAPIResponse))
+
+
+def _record_raw(call: LLMCall, result: Any) -> None:
+    """``.with_raw_response``: parse the JSON body if it was already read (never read it here)."""
+    http = getattr(result, "http_response", None)
+    if http is None or "json" not in http.headers.get("content-type", ""):
+        return
+    try:
+        content = http.content  # raises when the application has not read the body yet
+    except Exception:  # noqa: BLE001 - a streamed raw response: status only
+        return
+    with swallow("reading a raw OpenAI response"):
+        import json
+
+        call.record_response(json.loads(content))
+
+
+def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _LogicalCall | None:
+    """A logical call for ``request(cast_to, options, stream=...)``, or None to pass through."""
+    options = args[1] if len(args) > 1 else kwargs.get("options")
+    if options is None:
+        return None
+    path = options.url
+    operation = ENDPOINTS.get(path)
+    if operation is None or options.method.lower() != "post":
+        return None
+    mode, host = _base.mode()
+    if mode == _base.OFF or mode == _base.NESTED:
+        return None
+    body = options.json_data
+    if not isinstance(body, Mapping):
+        body = {}
+    stream = bool(kwargs.get("stream", False) or body.get("stream"))
+    settings = _settings
+    if settings is None:
+        settings = _set_settings(_base.Settings.from_options())
+    if stream and settings.include_usage and path in _USAGE_OPTION_ENDPOINTS:
+        _with_usage_option(options, body)
+    identity = settings.resolver.identity(instance._base_url)
+    messages = input_messages(path, body) if capture_enabled() else None
+    state = _LogicalCall(
+        mode, host, operation, body.get("model"), identity, stream, tools_offered(body),
+        request_attributes(path, body), messages,
+    )
+    if host is not None:
+        with swallow("recording onto the fallback attempt"):
+            host.set_attribute(semconv.SERVER_ADDRESS, identity.server_address)
+            host.set_attribute(semconv.SERVER_PORT, identity.server_port)
+            if state.tools is not None:
+                host.set_tools_offered(state.tools)
+    return state
+
+
+# --- the patches ---------------------------------------------------------------------------
+_STATE: contextvars.ContextVar[_LogicalCall | None] = contextvars.ContextVar("otel_llm_openai_call", default=None)
+
+
+def _request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    try:
+        state = _start(instance, args, kwargs)
+    except Exception as exc:  # noqa: BLE001
+        report("starting an OpenAI span", exc)
+        state = None
+    if state is None:
+        return wrapped(*args, **kwargs)
+    token = _STATE.set(state)
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        _STATE.reset(token)
+        with swallow("ending a failed OpenAI span"):
+            state.failed(exc)
+        raise
+    _STATE.reset(token)
+    return state.finished(result, False)
+
+
+async def _arequest(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    try:
+        state = _start(instance, args, kwargs)
+    except Exception as exc:  # noqa: BLE001
+        report("starting an OpenAI span", exc)
+        state = None
+    if state is None:
+        return await wrapped(*args, **kwargs)
+    token = _STATE.set(state)
+    try:
+        result = await wrapped(*args, **kwargs)
+    except BaseException as exc:
+        _STATE.reset(token)
+        with swallow("ending a failed OpenAI span"):
+            state.failed(exc)
+        raise
+    _STATE.reset(token)
+    return state.finished(result, True)
+
+
+def _attempt_begin(state: _LogicalCall) -> LLMCall | None:
+    state.sending = True
+    try:
+        call = state.begin_attempt()
+    except Exception as exc:  # noqa: BLE001
+        report("opening an OpenAI attempt span", exc)
+        return None
+    if call is not None:
+        call.activate()
+    return call
+
+
+def _attempt_raised(state: _LogicalCall, call: LLMCall | None, exc: BaseException) -> None:
+    state.sending = False
+    if call is None:
+        return
+    call.deactivate()
+    with swallow("ending a failed OpenAI attempt"):
+        if isinstance(exc, Exception):
+            call.span.record_exception(exc)
+            call.fail(_transport_error_type(exc))
+            call.end()
+        else:
+            call.end(exc)
+
+
+def _attempt_answered(state: _LogicalCall, call: LLMCall | None, instance: Any, response: Any) -> None:
+    state.sending = False
+    target = call if call is not None else state.host
+    if target is None:
+        return
+    if call is not None:
+        call.deactivate()
+    with swallow("recording an OpenAI attempt's answer"):
+        status = response.status_code
+        target.set_http_status(status)
+        if status >= 400 and call is not None:
+            call.fail(_status_error_type(instance, response))
+            call.end()
+
+
+def _send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    state = _STATE.get()
+    if state is None or state.sending:
+        return wrapped(*args, **kwargs)
+    call = _attempt_begin(state)
+    try:
+        response = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        _attempt_raised(state, call, exc)
+        raise
+    _attempt_answered(state, call, instance, response)
+    return response
+
+
+async def _asend(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    state = _STATE.get()
+    if state is None or state.sending:
+        return await wrapped(*args, **kwargs)
+    call = _attempt_begin(state)
+    try:
+        response = await wrapped(*args, **kwargs)
+    except BaseException as exc:
+        _attempt_raised(state, call, exc)
+        raise
+    _attempt_answered(state, call, instance, response)
+    return response
+
+
+def _retry_timeout(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    timeout = wrapped(*args, **kwargs)
+    state = _STATE.get()
+    if state is not None:
+        with swallow("recording the retry back-off"):
+            state.backoff = float(timeout)
+    return timeout
+
+
+# --- installing ----------------------------------------------------------------------------
+_BASE = "openai._base_client"
+_CLIENT = "openai._client"
+
+#: (module, attribute path, wrapper) of every patch.
+_PATCHES: tuple[tuple[str, str, Any], ...] = (
+    (_BASE, "SyncAPIClient.request", _request),
+    (_BASE, "AsyncAPIClient.request", _arequest),
+    (_BASE, "SyncAPIClient._send_request", _send),
+    (_BASE, "AsyncAPIClient._send_request", _asend),
+    (_CLIENT, "OpenAI._send_request", _send),
+    (_CLIENT, "AsyncOpenAI._send_request", _asend),
+    (_BASE, "BaseClient._calculate_retry_timeout", _retry_timeout),
+)
+
+
+def _owner(module_name: str, path: str) -> tuple[Any, str] | None:
+    import importlib
+
+    obj: Any = importlib.import_module(module_name)
+    *parents, name = path.split(".")
+    for part in parents:
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    # Patch only methods a class defines itself: a subclass that inherits is covered by its base.
+    if not isinstance(obj, type) or name not in vars(obj):
+        return None
+    return obj, name
+
+
+def _set_settings(settings: _base.Settings) -> _base.Settings:
+    global _settings
+    _settings = settings
+    return settings
+
+
+def install(settings: _base.Settings) -> bool:
+    """Patch the client; returns False (and logs why) when this SDK version has no choke point."""
+    _set_settings(settings)
+    required = ("SyncAPIClient.request", "AsyncAPIClient.request", "SyncAPIClient._send_request")
+    for path in required:
+        if _owner(_BASE, path) is None:
+            logger.warning("otel-llm: this openai version has no %s; the openai client is not instrumented", path)
+            return False
+    for module_name, path, wrapper in _PATCHES:
+        owner = _owner(module_name, path)
+        if owner is None:
+            continue
+        cls, name = owner
+        if _base.is_patched(cls, name):
+            continue  # already patched
+        wrapt.wrap_function_wrapper(cls, name, wrapper)
+    return True
+
+
+def uninstall() -> None:
+    """Restore the original methods."""
+    for module_name, path, _wrapper in _PATCHES:
+        try:
+            owner = _owner(module_name, path)
+        except ImportError:
+            return
+        if owner is None:
+            continue
+        cls, name = owner
+        if _base.is_patched(cls, name):
+            unwrap(cls, name)
+
+
+class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instruments the ``openai`` client (every endpoint it serves LLM calls from).
+
+    ``OpenAIInstrumentor().instrument(provider_hosts={...}, include_usage=False)``; or
+    let ``opentelemetry-instrument`` find it through its entry point; or call
+    :func:`otel_llm.instrument`. Spans go to the global tracer provider.
+    """
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _INSTRUMENTS
+
+    def _instrument(self, **kwargs: Any) -> None:
+        install(_base.Settings.from_kwargs(kwargs))
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        uninstall()
