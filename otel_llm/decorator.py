@@ -13,7 +13,10 @@ function is called and ends when its answer is complete:
   through a sync wrapper) is followed until the coroutine is awaited to completion.
 
 What the decorated function returns is exactly what the function returned; only a
-returned stream comes back inside a transparent proxy. Exceptions propagate unchanged
+returned stream comes back inside a transparent proxy (so does the generator of a
+decorated generator function: the decorated function is then a plain function that
+returns the proxy, which ``isinstance`` still sees as a generator, with ``send``/``throw``
+or ``asend``/``athrow`` forwarded). Exceptions propagate unchanged
 (the same object), after being recorded on the span. Telemetry failures never reach the
 caller. Argument mistakes fail when decorating, with a ``TypeError`` or ``ValueError``.
 
@@ -58,20 +61,25 @@ _RESULT_KIND: dict[type, int] = {}
 _RESULT_KIND_MAX = 1024
 
 _ATTRIBUTE_SCALARS = (str, bool, int, float)
+_WRAPPERS = (SyncStreamWrapper, AsyncStreamWrapper)
 
 
 def _result_kind(result: Any) -> int:
     cls = type(result)
     kind = _RESULT_KIND.get(cls)
     if kind is None:
-        if hasattr(cls, "__anext__"):
-            kind = _ASYNC_STREAM
-        elif hasattr(cls, "__next__"):
-            kind = _SYNC_STREAM
-        elif cls is CoroutineType:
-            kind = _COROUTINE
-        else:
-            kind = _PLAIN
+        try:
+            if hasattr(cls, "__anext__"):
+                kind = _ASYNC_STREAM
+            elif hasattr(cls, "__next__"):
+                kind = _SYNC_STREAM
+            elif cls is CoroutineType:
+                kind = _COROUTINE
+            else:
+                kind = _PLAIN
+        except Exception as exc:  # noqa: BLE001 - a type that cannot even be inspected: a plain value
+            report("inspecting a returned value", exc)
+            return _PLAIN
         if len(_RESULT_KIND) < _RESULT_KIND_MAX:
             _RESULT_KIND[cls] = kind
     return kind
@@ -360,6 +368,8 @@ def _decorate(
             _end(call)
             return result
         call.deactivate()
+        if type(result) in _WRAPPERS and result._llm_call is call:
+            return result  # already wrapped for this very call: a second wrapper would count twice
         try:
             if read_stream_kwarg and result_kind != _COROUTINE:
                 call.set_attribute(semconv.GEN_AI_REQUEST_STREAM, True)

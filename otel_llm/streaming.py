@@ -279,6 +279,12 @@ class SyncStreamWrapper(Generic[T]):
             raise AttributeError(name)
         return getattr(self._llm_stream, name)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_llm_"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._llm_stream, name, value)
+
     def __repr__(self) -> str:
         return f"<SyncStreamWrapper of {self._llm_stream!r}>"
 
@@ -413,6 +419,12 @@ class AsyncStreamWrapper(Generic[T]):
         if name.startswith("_llm_"):
             raise AttributeError(name)
         return getattr(self._llm_stream, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_llm_"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._llm_stream, name, value)
 
     def __repr__(self) -> str:
         return f"<AsyncStreamWrapper of {self._llm_stream!r}>"

@@ -490,3 +490,26 @@ def test_ollama_async_stream_cancelled_through_real_client(provider, spans, metr
     asyncio.run(main())
     gc.collect()
     assert_failed(ended_once(spans, metric_reader, route), "CancelledError")
+
+
+def test_attributes_are_read_from_and_written_to_the_wrapped_stream(spans, metric_reader, route):
+    class Stream:
+        def __init__(self):
+            self.response = "headers"
+            self._items = iter(ollama_chunks(1))
+
+        def __next__(self):
+            return next(self._items)
+
+        def __iter__(self):
+            return self
+
+    inner = Stream()
+    call = LLMCall(provider="ollama", model="llama3.2", route=route, stream=True)
+    stream = SyncStreamWrapper(call, inner)
+    assert stream.response == "headers"
+    stream.note = "kept"
+    assert inner.note == "kept"
+    assert isinstance(stream, Stream) and stream.__wrapped__ is inner
+    assert len(list(stream)) == 2
+    assert_ok(ended_once(spans, metric_reader, route))
