@@ -3,7 +3,9 @@
 :func:`derive` reads anything shaped like an SDK ``ReadableSpan`` (see :class:`SpanLike`);
 :func:`derive_from_parts` takes the same facts as plain values, for the OTLP collector,
 which decodes spans itself. Both end in the same code, so an in-process span and the same
-span received over OTLP give the same observation.
+span received over OTLP give the same observation. :func:`is_candidate` is the cheap
+pre-filter the span processor runs on the application thread; it never rejects a span
+:func:`derive` would accept.
 
 Which spans count. A span is a provider-call attempt when its operation is an inference
 operation (``chat``, ``text_completion``, ``generate_content``, ``embeddings``), read
@@ -46,9 +48,11 @@ from __future__ import annotations
 
 import json
 import math
+from urllib.parse import urlsplit
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from otel_llm import semconv
 from processor import aliases
@@ -182,6 +186,22 @@ def is_candidate(attributes: Mapping[str, Any] | None) -> bool:
     return classify(attributes)[0]
 
 
+def span_attributes(span: Any) -> Mapping[str, Any] | None:
+    """A span's attributes as cheaply as they can be read, never to be modified.
+
+    An SDK span hands out a read-only view of an attribute container implemented in
+    Python; the plain dict inside it is read directly when it is there (a finished span's
+    attributes no longer change), which makes every lookup a C-speed dict lookup.
+    """
+    raw = getattr(span, "_attributes", None)
+    inner = getattr(raw, "_dict", None)
+    if type(inner) is dict:
+        return inner
+    if type(raw) is dict:
+        return raw
+    return span.attributes
+
+
 # --- value conversion (None = unusable) ---------------------------------------------------
 def _count(value: Any) -> int | None:
     if isinstance(value, bool):
@@ -276,12 +296,16 @@ def _money(value: Any) -> Decimal | None:
     return out if out.is_finite() and out >= 0 else None
 
 
+_HEX_FORMAT = {32: "032x", 16: "016x"}
+_ID_LIMIT = {32: 1 << 128, 16: 1 << 64}
+
+
 def _hex_id(value: Any, width: int) -> str | None:
     """An id as ``width`` lower-case hex digits, or None when it is not a valid (non-zero) id."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return format(value, f"0{width}x") if 0 < value < 1 << (4 * width) else None
+        return format(value, _HEX_FORMAT[width]) if 0 < value < _ID_LIMIT[width] else None
     if isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
         return raw.hex() if len(raw) * 2 == width and any(raw) else None
@@ -334,39 +358,115 @@ def _parse_json(value: Any) -> Any:
         return None
 
 
-# --- reading fields ----------------------------------------------------------------------
-class _Reader:
-    """Reads fields off one span's attributes, remembering what it used and what was unusable."""
+def _host_of(url: Any) -> str | None:
+    text = _text(url)
+    if text is None:
+        return None
+    try:
+        host = urlsplit(text if "//" in text else "//" + text).hostname
+    except ValueError:
+        return None
+    return host or None
 
-    __slots__ = ("attrs", "consumed", "invalid")
+
+# --- reading fields ----------------------------------------------------------------------
+def _keys(names: Iterable[str], conv: Callable[[Any], Any]) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    return tuple((name, conv) for name in names)
+
+
+#: Fields read straight off the attributes: field -> (attribute, converter) pairs in order
+#: of preference. A field's value is the first usable one; every usable one is consumed.
+_FIELDS: Mapping[str, tuple[tuple[str, Callable[[Any], Any]], ...]] = {
+    "provider": _keys(aliases.PROVIDER, normalize_provider),
+    # The request model from invocation parameters ranks between these two groups.
+    "request_model": _keys(aliases.REQUEST_MODEL, _text) + _keys(aliases.REQUEST_MODEL_LAST_RESORT, _text),
+    "response_model": _keys(aliases.RESPONSE_MODEL, _text),
+    "server_address": _keys(aliases.SERVER_ADDRESS, _text) + _keys(aliases.SERVER_URL, _host_of),
+    "stream": _keys(aliases.STREAM, _flag),
+    "agent": _keys(aliases.AGENT, _text),
+    "session_id": _keys(aliases.SESSION, _ident),
+    "user_id": _keys(aliases.USER, _ident),
+    "route": _keys((semconv.OTEL_LLM_ROUTE,), _text),
+    "attempt": _keys((semconv.OTEL_LLM_ATTEMPT,), _count),
+    "fallback": _keys((semconv.OTEL_LLM_FALLBACK,), _flag),
+    "logical_call_id": _keys((semconv.OTEL_LLM_LOGICAL_CALL_ID,), _ident),
+    "error_type": _keys((semconv.ERROR_TYPE,), _text),
+    "http_status": _keys(aliases.HTTP_STATUS, _http_status),
+    "finish_reason": _keys(aliases.FINISH_REASON, _first_text),
+    "input_tokens": _keys(aliases.INPUT_TOKENS, _count),
+    "output_tokens": _keys(aliases.OUTPUT_TOKENS, _count),
+    "cached_input_tokens": _keys(aliases.CACHED_INPUT_TOKENS, _count),
+    "cache_creation_input_tokens": _keys(aliases.CACHE_CREATION_INPUT_TOKENS, _count),
+    "reasoning_tokens": _keys(aliases.REASONING_TOKENS, _count),
+    "total_tokens": _keys(aliases.TOTAL_TOKENS, _count),
+    "tools_offered": _keys((semconv.OTEL_LLM_TOOLS_OFFERED,), _count),
+    "tool_calls": _keys((semconv.OTEL_LLM_TOOL_CALLS,), _count),
+    "ttft_ms": _keys(aliases.TTFT_SECONDS, _seconds),
+    "routing_complexity": _keys((semconv.OTEL_LLM_ROUTING_COMPLEXITY,), _text),
+    "routing_score": _keys((semconv.OTEL_LLM_ROUTING_SCORE,), _number),
+}
+
+
+def _build_index() -> dict[str, tuple[tuple[str, int, Callable[[Any], Any]], ...]]:
+    index: dict[str, list[tuple[str, int, Callable[[Any], Any]]]] = {}
+    for field, pairs in _FIELDS.items():
+        for rank, (name, conv) in enumerate(pairs):
+            index.setdefault(name, []).append((field, rank, conv))
+    return {name: tuple(entries) for name, entries in index.items()}
+
+
+#: Attribute name -> the fields it feeds, with its rank there: one dict lookup per attribute.
+_INDEX = _build_index()
+#: Rank from which ``request_model`` comes from a last-resort name (``llm.model_name``).
+_REQUEST_MODEL_LAST_RESORT_RANK = len(aliases.REQUEST_MODEL)
+
+
+class _Reader:
+    """The fields of one span's attributes, read in one pass; remembers what it used and what was unusable."""
+
+    __slots__ = ("attrs", "values", "ranks", "consumed", "invalid")
 
     def __init__(self, attrs: Mapping[str, Any]) -> None:
         self.attrs = attrs
+        self.values: dict[str, Any] = {}
+        self.ranks: dict[str, int] = {}
         self.consumed: set[str] = set()
-        self.invalid: list[str] = []
+        unusable: set[str] = set()
+        values, ranks, index = self.values, self.ranks, _INDEX
+        for key, raw in attrs.items():
+            entries = index.get(key)
+            if entries is None:
+                continue
+            for field, rank, conv in entries:
+                value = conv(raw)
+                if value is None:
+                    unusable.add(field)
+                    continue
+                self.consumed.add(key)
+                if rank < ranks.get(field, rank + 1):
+                    values[field] = value
+                    ranks[field] = rank
+        self.invalid: list[str] = sorted(unusable.difference(values))
 
-    def get(self, field: str, keys: Iterable[str], conv: Callable[[Any], Any]) -> Any:
-        """The first usable value among ``keys``; every usable one is consumed."""
-        found = None
-        bad = False
-        attrs = self.attrs
-        for key in keys:
-            if key not in attrs:
-                continue
-            value = conv(attrs[key])
-            if value is None:
-                bad = True
-                continue
-            self.consumed.add(key)
-            if found is None:
-                found = value
-        if bad and found is None:
+    def mark_invalid(self, field: str) -> None:
+        if field not in self.invalid:
             self.invalid.append(field)
-        return found
+
+    def mark_resolved(self, field: str) -> None:
+        """A field found another way (a fallback source) is not reported as unusable."""
+        if field in self.invalid:
+            self.invalid.remove(field)
 
 
 #: A recorded message has a role; seeing one means its tool calls were recorded too.
 _ROLE_SUFFIX = ".role"
+
+
+#: Every prefix :class:`_KeyScan` looks at; other keys cost one ``startswith`` call.
+_SCANNED_PREFIXES = (
+    semconv.OTEL_LLM_TAGS_PREFIX, aliases.TL_REQUEST_FUNCTIONS_PREFIX, aliases.OI_TOOLS_PREFIX,
+    *aliases.CONTENT_PREFIXES,
+)
 
 
 class _KeyScan:
@@ -386,7 +486,12 @@ class _KeyScan:
         self.chat_keys = False
         self.completion_keys = False
         tag_prefix = semconv.OTEL_LLM_TAGS_PREFIX
+        content_keys = aliases.CONTENT_KEYS
         for key, value in attrs.items():
+            if not key.startswith(_SCANNED_PREFIXES):
+                if key in content_keys:
+                    self.content.append(key)
+                continue
             if key.startswith(tag_prefix):
                 name = key[len(tag_prefix):]
                 if name:
@@ -440,19 +545,6 @@ def _tag_value(value: Any) -> str:
     return str(value)[:MAX_VALUE_CHARS]
 
 
-def _host_of(url: Any) -> str | None:
-    text = _text(url)
-    if text is None:
-        return None
-    from urllib.parse import urlsplit
-
-    try:
-        host = urlsplit(text if "//" in text else "//" + text).hostname
-    except ValueError:
-        return None
-    return host or None
-
-
 def _count_tool_call_parts(messages: Any) -> int | None:
     if not isinstance(messages, list):
         return None
@@ -466,24 +558,27 @@ def _count_tool_call_parts(messages: Any) -> int | None:
 
 
 def _tools_offered(reader: _Reader, scan: _KeyScan) -> int | None:
-    offered = reader.get("tools_offered", (semconv.OTEL_LLM_TOOLS_OFFERED,), _count)
-    if offered is not None:
-        return offered
-    definitions = reader.attrs.get(semconv.GEN_AI_TOOL_DEFINITIONS)
-    if definitions is not None:
-        parsed = _parse_json(definitions) if isinstance(definitions, str) else definitions
-        if isinstance(parsed, (list, tuple)):
-            reader.consumed.add(semconv.GEN_AI_TOOL_DEFINITIONS)
-            return len(parsed)
-        reader.invalid.append("tools_offered")
-    if scan.tool_def_indices:
+    """Our count, else the length of the conventions' JSON definitions, else indexed names."""
+    offered = reader.values.get("tools_offered")
+    if offered is None:
+        definitions = reader.attrs.get(semconv.GEN_AI_TOOL_DEFINITIONS)
+        if definitions is not None:
+            parsed = _parse_json(definitions) if isinstance(definitions, str) else definitions
+            if isinstance(parsed, (list, tuple)):
+                reader.consumed.add(semconv.GEN_AI_TOOL_DEFINITIONS)
+                offered = len(parsed)
+            else:
+                reader.mark_invalid("tools_offered")
+    if offered is None and scan.tool_def_indices:
         reader.consumed.update(scan.tool_def_keys)
-        return len(scan.tool_def_indices)
-    return None
+        offered = len(scan.tool_def_indices)
+    if offered is not None:
+        reader.mark_resolved("tools_offered")
+    return offered
 
 
 def _tool_calls(reader: _Reader, scan: _KeyScan) -> int | None:
-    calls = reader.get("tool_calls", (semconv.OTEL_LLM_TOOL_CALLS,), _count)
+    calls = reader.values.get("tool_calls")
     if calls is not None:
         return calls
     if scan.tool_call_pairs or scan.saw_completion:
@@ -538,7 +633,7 @@ def derive(
     are unusable.
     """
     try:
-        attributes = span.attributes
+        attributes = span_attributes(span)
     except Exception as exc:  # noqa: BLE001
         raise MalformedSpan(f"span attributes cannot be read: {exc}") from exc
     if not attributes:
@@ -635,16 +730,16 @@ def _derive(
     if end < start:
         raise MalformedSpan(f"span {span_hex} ends before it starts ({end} < {start})")
 
-    attrs = dict(attributes)
+    attrs = attributes  # only ever read
     reader = _Reader(attrs)
     scan = _KeyScan(attrs)
-    get = reader.get
+    field = reader.values.get
 
     parent_hex = None
     if parent_span_id is not None:
         parent_hex = _hex_id(parent_span_id, 16)
         if parent_hex is None:
-            reader.invalid.append("parent_span_id")
+            reader.mark_invalid("parent_span_id")
 
     if operation is None and scan.chat_keys:
         operation = semconv.OP_CHAT
@@ -655,70 +750,53 @@ def _derive(
                     aliases.OL_GEN_AI_TYPE) if k in attrs
     )
 
-    # who
+    # who: the resource says which service; a span attribute only when the resource does not
     resource = resource_attributes if isinstance(resource_attributes, Mapping) else {}
-    service_name = _text(resource.get(semconv.SERVICE_NAME)) or get(
-        "service_name", (semconv.SERVICE_NAME,), _text)
-    instance_id = _ident(resource.get(semconv.SERVICE_INSTANCE_ID)) or get(
-        "instance_id", (semconv.SERVICE_INSTANCE_ID,), _ident)
-    agent = get("agent", aliases.AGENT, _text)
-    session_id = get("session_id", aliases.SESSION, _ident)
-    user_id = get("user_id", aliases.USER, _ident)
+    service_name = _text(resource.get(semconv.SERVICE_NAME))
+    if service_name is None and (service_name := _text(attrs.get(semconv.SERVICE_NAME))) is not None:
+        reader.consumed.add(semconv.SERVICE_NAME)
+    instance_id = _ident(resource.get(semconv.SERVICE_INSTANCE_ID))
+    if instance_id is None and (instance_id := _ident(attrs.get(semconv.SERVICE_INSTANCE_ID))) is not None:
+        reader.consumed.add(semconv.SERVICE_INSTANCE_ID)
 
     # what
     params = _invocation_parameters(attrs)
-    provider = get("provider", aliases.PROVIDER, normalize_provider)
-    request_model = (
-        get("request_model", aliases.REQUEST_MODEL, _text)
-        or _text(params.get(aliases.OI_PARAM_MODEL))
-        or get("request_model", aliases.REQUEST_MODEL_LAST_RESORT, _text)
-    )
-    response_model = get("response_model", aliases.RESPONSE_MODEL, _text)
-    server_address = get("server_address", aliases.SERVER_ADDRESS, _text)
-    if server_address is None:
-        server_address = get("server_address", aliases.SERVER_URL, _host_of)
-    stream = get("stream", aliases.STREAM, _flag)
+    provider = field("provider")
+    request_model = field("request_model")
+    if reader.ranks.get("request_model", 0) >= _REQUEST_MODEL_LAST_RESORT_RANK or request_model is None:
+        request_model = _text(params.get(aliases.OI_PARAM_MODEL)) or request_model
+        if request_model is not None:
+            reader.mark_resolved("request_model")
+    response_model = field("response_model")
+    server_address = field("server_address")
+    stream = field("stream")
     if stream is None and aliases.OI_PARAM_STREAM in params:
         stream = _flag(params[aliases.OI_PARAM_STREAM])
-    route = get("route", (semconv.OTEL_LLM_ROUTE,), _text)
+    route = field("route")
     if route is None:
         parts = [p for p in (provider, request_model or response_model) if p]
         route = "|".join(parts) or None
-    attempt = get("attempt", (semconv.OTEL_LLM_ATTEMPT,), _count)
-    fallback = get("fallback", (semconv.OTEL_LLM_FALLBACK,), _flag)
-    logical_call_id = get("logical_call_id", (semconv.OTEL_LLM_LOGICAL_CALL_ID,), _ident) or span_hex
+    logical_call_id = field("logical_call_id") or span_hex
 
     # outcome
-    error_type = get("error_type", (semconv.ERROR_TYPE,), _text)
+    error_type = field("error_type")
     failed = _is_error_status(status_code)
     if failed and error_type is None:
         error_type = _exception_type(events) or semconv.ERROR_TYPE_OTHER
     ok = not failed and error_type is None
-    http_status = get("http_status", aliases.HTTP_STATUS, _http_status)
-    finish_reason = get("finish_reason", aliases.FINISH_REASON, _first_text)
 
     # volume
-    input_tokens = get("input_tokens", aliases.INPUT_TOKENS, _count)
-    output_tokens = get("output_tokens", aliases.OUTPUT_TOKENS, _count)
-    cached_input_tokens = get("cached_input_tokens", aliases.CACHED_INPUT_TOKENS, _count)
-    cache_creation_input_tokens = get("cache_creation_input_tokens", aliases.CACHE_CREATION_INPUT_TOKENS, _count)
-    reasoning_tokens = get("reasoning_tokens", aliases.REASONING_TOKENS, _count)
-    get("total_tokens", aliases.TOTAL_TOKENS, _count)
     tools_offered = _tools_offered(reader, scan)
     tool_calls = _tool_calls(reader, scan)
 
     # time
-    ttft_s = get("ttft_ms", aliases.TTFT_SECONDS, _seconds)
+    ttft_s = field("ttft_ms")
     if ttft_s is None and stream:
         for key in aliases.TTFT_SECONDS_STREAM_ONLY:
             ttft_s = _positive_seconds(attrs.get(key))
             if ttft_s is not None:
                 reader.consumed.add(key)
                 break
-
-    # routing
-    routing_complexity = get("routing_complexity", (semconv.OTEL_LLM_ROUTING_COMPLEXITY,), _text)
-    routing_score = get("routing_score", (semconv.OTEL_LLM_ROUTING_SCORE,), _number)
 
     # money: what the span reports
     reported, basis = None, semconv.COST_BASIS_REPORTED
@@ -727,7 +805,7 @@ def _derive(
             continue
         value = _money(attrs[key])
         if value is None:
-            reader.invalid.append("cost_usd")
+            reader.mark_invalid("cost_usd")
             continue
         if value == 0 and key in aliases.COST_ZERO_IS_UNKNOWN:
             continue
@@ -739,8 +817,8 @@ def _derive(
                 reader.consumed.add(semconv.OTEL_LLM_COST_BASIS)
         reported = value
         break
-    if reported is not None and "cost_usd" in reader.invalid:
-        reader.invalid.remove("cost_usd")
+    if reported is not None:
+        reader.mark_resolved("cost_usd")
 
     # the rest worth keeping
     consumed = reader.consumed
@@ -753,7 +831,19 @@ def _derive(
             break
         kept[key] = _jsonable(value)
     if reader.invalid:
-        kept[semconv.OTEL_LLM_INVALID_FIELDS] = sorted(set(reader.invalid))
+        kept[semconv.OTEL_LLM_INVALID_FIELDS] = sorted(reader.invalid)
+
+    # money: reported > self-hosted > the pricer's figure > unknown
+    computed_cost = None
+    if reported is not None:
+        cost, cost_basis = reported, basis
+        if basis == semconv.COST_BASIS_COMPUTED:
+            computed_cost = reported
+        use_pricer = pricer is not None and basis == semconv.COST_BASIS_REPORTED
+    elif is_local(provider, server_address):
+        cost, cost_basis, use_pricer = Decimal(0), semconv.COST_BASIS_LOCAL, False
+    else:
+        cost, cost_basis, use_pricer = None, semconv.COST_BASIS_UNKNOWN, pricer is not None
 
     observation = RouteObservation(
         trace_id=trace_hex,
@@ -765,9 +855,9 @@ def _derive(
         ttft_ms=ttft_s * 1000.0 if ttft_s is not None else None,
         service_name=service_name,
         instance_id=instance_id,
-        agent=agent,
-        session_id=session_id,
-        user_id=user_id,
+        agent=field("agent"),
+        session_id=field("session_id"),
+        user_id=field("user_id"),
         tags=scan.tags,
         operation=operation,
         provider=provider,
@@ -775,41 +865,35 @@ def _derive(
         request_model=request_model,
         response_model=response_model,
         route=route,
-        attempt=attempt,
-        fallback=fallback,
+        attempt=field("attempt"),
+        fallback=field("fallback"),
         stream=stream,
         ok=ok,
         error_type=error_type,
-        http_status=http_status,
-        finish_reason=finish_reason,
-        input_tokens=input_tokens,
-        cached_input_tokens=cached_input_tokens,
-        cache_creation_input_tokens=cache_creation_input_tokens,
-        output_tokens=output_tokens,
-        reasoning_tokens=reasoning_tokens,
+        http_status=field("http_status"),
+        finish_reason=field("finish_reason"),
+        input_tokens=field("input_tokens"),
+        cached_input_tokens=field("cached_input_tokens"),
+        cache_creation_input_tokens=field("cache_creation_input_tokens"),
+        output_tokens=field("output_tokens"),
+        reasoning_tokens=field("reasoning_tokens"),
         tools_offered=tools_offered,
         tool_calls=tool_calls,
-        routing_complexity=routing_complexity,
-        routing_score=routing_score,
+        cost_usd=cost,
+        cost_basis=cost_basis,
+        computed_cost_usd=computed_cost,
+        routing_complexity=field("routing_complexity"),
+        routing_score=field("routing_score"),
         attributes=kept,
     )
-    return _with_cost(observation, reported, basis, pricer)
+    return _price_into(observation, pricer) if use_pricer and pricer is not None else observation
 
 
-def _with_cost(
-    observation: RouteObservation, reported: Decimal | None, basis: str, pricer: Pricer | None
-) -> RouteObservation:
-    if reported is not None:
-        computed = reported if basis == semconv.COST_BASIS_COMPUTED else None
-        if computed is None and pricer is not None and basis == semconv.COST_BASIS_REPORTED:
-            computed = _price(pricer, observation)
-        return observation.replace(cost_usd=reported, cost_basis=basis, computed_cost_usd=computed)
-    if is_local(observation.provider, observation.server_address):
-        return observation.replace(cost_usd=Decimal(0), cost_basis=semconv.COST_BASIS_LOCAL)
-    if pricer is not None:
-        computed = _price(pricer, observation)
-        if computed is not None:
-            return observation.replace(
-                cost_usd=computed, cost_basis=semconv.COST_BASIS_COMPUTED, computed_cost_usd=computed
-            )
-    return observation.replace(cost_basis=semconv.COST_BASIS_UNKNOWN)
+def _price_into(observation: RouteObservation, pricer: Pricer) -> RouteObservation:
+    """Add the pricer's figure: beside a reported cost, or as the cost when none is known."""
+    price = _price(pricer, observation)
+    if price is None:
+        return observation
+    if observation.cost_basis == semconv.COST_BASIS_REPORTED:
+        return observation.replace(computed_cost_usd=price)
+    return observation.replace(cost_usd=price, cost_basis=semconv.COST_BASIS_COMPUTED, computed_cost_usd=price)

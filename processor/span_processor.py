@@ -55,7 +55,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from exporters.base import ExportResult, ObservationExporter
 from otel_llm import semconv
 from otel_llm._safety import report
-from processor.derive import MalformedSpan, Pricer, derive, is_candidate
+from processor.derive import MalformedSpan, Pricer, derive, is_candidate, span_attributes
 from processor.observation import RouteObservation
 
 DEFAULT_MAX_QUEUE = 8192
@@ -223,7 +223,7 @@ class RouteObservationProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         """Queue a provider-call span for the worker; a few microseconds, never blocks or raises."""
         try:
-            if not is_candidate(span.attributes):
+            if not is_candidate(span_attributes(span)):
                 return
             self._observed.add()
             if self._shutdown:
