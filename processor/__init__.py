@@ -2,6 +2,6 @@
 span processor and the OTLP collector mode."""
 
 from processor.observation import COLUMNS, RouteObservation
-from processor.derive import MalformedSpan, derive, derive_from_parts  # span_processor: import directly (cycle)
+from processor.derive import MalformedSpan, derive_from_parts  # not derive (the module's name); cycle: no span_processor
 
-__all__ = ["COLUMNS", "MalformedSpan", "RouteObservation", "derive", "derive_from_parts"]
+__all__ = ["COLUMNS", "MalformedSpan", "RouteObservation", "derive_from_parts"]
