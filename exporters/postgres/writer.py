@@ -1,0 +1,278 @@
+"""Writing a batch of observations: COPY, move without duplicates, rollups, bad-row isolation.
+
+One :class:`BatchWriter` per connection. A batch is:
+
+1. converted to rows (a row that cannot even be converted is skipped and reported);
+2. given the daily partitions it needs (created in their own short transaction);
+3. in one transaction: binary ``COPY`` into a temporary staging table, then one
+   statement (``sql/write_chunk.sql``) that moves the rows into ``route_observations``
+   with ``ON CONFLICT DO NOTHING`` and adds exactly the rows it inserted to the rollups.
+
+A batch sent twice therefore lands once and counts once. If PostgreSQL rejects a value
+(a NUL byte in a string, a NaN latency, an out-of-range number...), the failing chunk is
+rolled back to its savepoint and split in halves until the bad rows are alone; those are
+skipped and reported, everything else in the batch still lands. Errors that are not about
+the rows (connection lost, timeout, missing table) propagate to the caller unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any, Callable, Sequence
+
+import psycopg
+from psycopg.types.json import set_json_dumps
+
+from exporters.postgres.partitions import days_ahead, ensure_partitions, existing_partitions, utc_day
+from exporters.postgres.schema import load_sql
+from processor.observation import COLUMNS, RouteObservation
+
+logger = logging.getLogger("otel_llm.postgres")
+
+#: SQLSTATE classes that mean "this row's values were refused": data exception,
+#: integrity constraint violation, program limit exceeded (e.g. an oversized key).
+ROW_FAULT_SQLSTATE_CLASSES = ("22", "23", "54")
+#: Python-side errors raised while encoding a row for COPY.
+ROW_FAULT_PY_ERRORS = (TypeError, ValueError, OverflowError, struct.error)
+
+_NUMERIC = 1700
+_TIMESTAMPTZ = 1184
+
+
+def is_row_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` blames the rows written rather than the database or the connection."""
+    if isinstance(exc, psycopg.Error):
+        state = exc.sqlstate or ""
+        return state[:2] in ROW_FAULT_SQLSTATE_CLASSES
+    return isinstance(exc, ROW_FAULT_PY_ERRORS)
+
+
+def _json_dumps(obj: Any) -> str:
+    """JSON for jsonb columns; values JSON cannot express are stored as their text."""
+    return json.dumps(obj, default=str, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedRow:
+    """An observation that could not be stored, and why."""
+
+    trace_id: str | None
+    span_id: str | None
+    reason: str
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """Outcome of writing one batch."""
+
+    #: Rows newly stored (and added to the rollups).
+    inserted: int = 0
+    #: Rows already stored before (a resent batch); not counted again.
+    duplicates: int = 0
+    #: Rows refused (bad values); reported, not stored.
+    skipped: list[SkippedRow] | None = None
+
+    @property
+    def skipped_count(self) -> int:
+        """Number of rows refused."""
+        return len(self.skipped or ())
+
+
+def _identity(obs: Any) -> tuple[str | None, str | None]:
+    return getattr(obs, "trace_id", None), getattr(obs, "span_id", None)
+
+
+class BatchWriter:
+    """Writes batches of :class:`RouteObservation` through one connection.
+
+    The connection must be prepared with :func:`exporters.postgres.schema.connect` (or
+    ``prepare_session``) for ``schema``, be in non-autocommit mode and idle. Not
+    thread-safe: one writer per thread.
+    """
+
+    def __init__(self, conn: psycopg.Connection, schema: str) -> None:
+        self.conn = conn
+        self.schema = schema
+        self._known_days: set[date] = set()
+        self._columns: tuple[str, ...] = ()
+        self._oids: list[int] = []
+        self._converters: list[Callable[[Any], Any] | None] = []
+        self._copy_sql = ""
+        self._prepared = False
+
+    # -- set-up ----------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Create the staging table and learn the table's columns (once per connection)."""
+        if self._prepared:
+            return
+        set_json_dumps(_json_dumps, context=self.conn)
+        with self.conn.transaction():
+            self.conn.execute(load_sql("create_staging"))
+            table_cols = self.conn.execute(
+                "SELECT attname, atttypid FROM pg_attribute"
+                " WHERE attrelid = 'route_observations'::regclass AND attnum > 0 AND NOT attisdropped"
+                " ORDER BY attnum"
+            ).fetchall()
+        types = dict(table_cols)
+        missing = [c for c in COLUMNS if c not in types]
+        if missing:
+            logger.error("otel-llm: route_observations has no column(s) %s; those fields are not stored "
+                         "(the schema is older than this code: run `otel-llm db migrate`)", ", ".join(missing))
+        self._columns = tuple(c for c in COLUMNS if c in types)
+        self._oids = [types[c] for c in self._columns]
+        self._converters = [self._converter(types[c]) for c in self._columns]
+        self._copy_sql = "COPY pg_temp.otel_llm_staging ({}) FROM STDIN (FORMAT BINARY)".format(
+            ", ".join(f'"{c}"' for c in self._columns))
+        self._known_days.update(existing_partitions(self.conn, self.schema))
+        self.conn.commit()
+        self._prepared = True
+
+    @staticmethod
+    def _converter(oid: int) -> Callable[[Any], Any] | None:
+        if oid == _NUMERIC:
+            return _to_numeric
+        if oid == _TIMESTAMPTZ:
+            return _to_aware
+        return None
+
+    def ensure_days(self, days: set[date]) -> None:
+        """Make sure the partitions for ``days`` exist (no transaction may be open)."""
+        missing = days - self._known_days
+        if missing:
+            ensure_partitions(self.conn, self.schema, missing)
+            self._known_days.update(missing)
+
+    def ensure_ahead(self, today: date) -> None:
+        """Create today's and the next days' partitions if missing."""
+        self.ensure_days(set(days_ahead(today)))
+
+    def forget_partitions(self) -> None:
+        """Drop the cache of known partitions (after a prune, or a schema reset)."""
+        self._known_days.clear()
+
+    # -- writing ---------------------------------------------------------------------
+    def to_rows(self, batch: Sequence[RouteObservation]) -> tuple[list[tuple], list[tuple[str | None, str | None]], set[date], list[SkippedRow]]:
+        """COPY rows in column order, their identities, their UTC days, and the
+        observations that could not even be converted (skipped)."""
+        rows: list[tuple] = []
+        ids: list[tuple[str | None, str | None]] = []
+        days: set[date] = set()
+        skipped: list[SkippedRow] = []
+        columns = self._columns
+        converters = self._converters
+        started_idx = columns.index("started_at")
+        for obs in batch:
+            try:
+                values = [getattr(obs, c) for c in columns]
+                for i, conv in enumerate(converters):
+                    if conv is not None and values[i] is not None:
+                        values[i] = conv(values[i])
+                day = utc_day(values[started_idx])
+            except Exception as exc:  # noqa: BLE001 - one bad object must not sink the batch
+                skipped.append(SkippedRow(*_identity(obs), f"{type(exc).__name__}: {exc}"))
+                continue
+            rows.append(tuple(values))
+            ids.append(_identity(obs))
+            days.add(day)
+        return rows, ids, days, skipped
+
+    def write(self, batch: Sequence[RouteObservation]) -> WriteResult:
+        """Store ``batch`` exactly once; see the module docstring. Commits on success.
+
+        Raises only for failures not caused by the rows (connection, timeouts, schema);
+        the transaction is then rolled back and nothing of the batch is stored.
+        """
+        self.prepare()
+        rows, ids, days, unconvertible = self.to_rows(batch)
+        result = WriteResult(skipped=list(unconvertible))
+        if rows:
+            self.ensure_days(days)
+            for attempt in range(2):
+                result = WriteResult(skipped=list(unconvertible))
+                try:
+                    with self.conn.transaction():
+                        self._write_isolating(rows, ids, result, partition_retry=attempt == 0)
+                    break
+                except _MissingPartition:
+                    # A partition we believed in is gone (pruned or reset elsewhere): look again.
+                    self.forget_partitions()
+                    self._known_days.update(existing_partitions(self.conn, self.schema))
+                    self.conn.commit()
+                    self.ensure_days(days)
+                except BaseException:
+                    self._rollback_quietly()
+                    raise
+        refused = result.skipped_count - len(unconvertible)
+        result.duplicates = len(rows) - result.inserted - refused
+        for row in result.skipped or ():
+            logger.warning("otel-llm: observation trace_id=%s span_id=%s was not stored: %s",
+                           row.trace_id, row.span_id, row.reason)
+        return result
+
+    def _write_isolating(self, rows: list[tuple], ids: list[tuple[str | None, str | None]],
+                         result: WriteResult, *, partition_retry: bool) -> None:
+        """Write ``rows`` in a savepoint; on a row fault, split and retry each half."""
+        try:
+            with self.conn.transaction():
+                result.inserted += self._write_chunk(rows)
+        except Exception as exc:
+            if partition_retry and _is_missing_partition(exc):
+                raise _MissingPartition() from exc
+            if not is_row_fault(exc):
+                raise
+            if len(rows) == 1:
+                assert result.skipped is not None
+                result.skipped.append(SkippedRow(ids[0][0], ids[0][1], _describe(exc)))
+                return
+            mid = len(rows) // 2
+            self._write_isolating(rows[:mid], ids[:mid], result, partition_retry=partition_retry)
+            self._write_isolating(rows[mid:], ids[mid:], result, partition_retry=partition_retry)
+
+    def _write_chunk(self, rows: list[tuple]) -> int:
+        cur = self.conn.cursor()
+        with cur.copy(self._copy_sql) as copy:
+            copy.set_types(self._oids)
+            for row in rows:
+                copy.write_row(row)
+        inserted, _staged, _rollup_rows = cur.execute(load_sql("write_chunk")).fetchone()
+        return int(inserted)
+
+    def _rollback_quietly(self) -> None:
+        try:
+            if not self.conn.closed:
+                self.conn.rollback()
+        except Exception:  # noqa: BLE001 - the connection is broken; the caller reconnects
+            pass
+
+
+class _MissingPartition(Exception):
+    """A row met no partition although the writer had made sure of it."""
+
+
+def _is_missing_partition(exc: BaseException) -> bool:
+    # Partition routing failures are check violations that name no constraint.
+    return (isinstance(exc, psycopg.errors.CheckViolation)
+            and getattr(exc.diag, "constraint_name", None) is None)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    state = getattr(exc, "sqlstate", None)
+    return f"{type(exc).__name__}{f' [{state}]' if state else ''}: {text}"
+
+
+def _to_numeric(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return value
+
+
+def _to_aware(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
