@@ -316,6 +316,27 @@ def test_chat_stream_helper(client, spans):
     assert a[semconv.GEN_AI_USAGE_INPUT_TOKENS] == PROMPT_TOKENS
 
 
+def test_stream_helpers_left_early_end_their_span_at_once(client, spans):
+    with client.chat.completions.stream(model="gpt-4o-mini@chunks=6", messages=USER) as chat_stream:
+        for _event in chat_stream:
+            break
+    assert len(llm_spans(spans)) == 1  # ended on leaving the block, not when collected
+    with client.responses.stream(model="gpt-4.1-mini@chunks=6", input="hi") as responses_stream:
+        for _event in responses_stream:
+            break
+    assert len(llm_spans(spans)) == 2
+    assert all(s.status.status_code is StatusCode.UNSET for s in llm_spans(spans))
+    assert chat_stream is not None and responses_stream is not None  # both still referenced
+
+
+async def test_async_stream_helper_left_early(aclient, spans):
+    async with aclient.chat.completions.stream(model="gpt-4o-mini@chunks=6", messages=USER) as stream:
+        async for _event in stream:
+            break
+    assert len(llm_spans(spans)) == 1
+    assert stream is not None
+
+
 async def test_async_stream_exhausted(aclient, spans):
     stream = await aclient.chat.completions.create(
         model="gpt-4o-mini", messages=USER, stream=True, stream_options={"include_usage": True},

@@ -7,9 +7,10 @@ legacy completions, embeddings, the Responses API ``create``/``parse``/``stream`
 ends in ``SyncAPIClient.request`` / ``AsyncAPIClient.request``, which holds the SDK's
 own retry loop; each HTTP attempt inside the loop goes through ``_send_request``, and
 the back-off before a retry is computed by ``_calculate_retry_timeout``. Those three
-methods are the only ones patched (with ``wrapt``), so every endpoint, the helper
-methods built on ``create``, sync and async clients, and every subclass (Azure, the
-module-level client) are covered at once. A thin table of endpoint adapters
+methods are what is patched (with ``wrapt``; plus the stream helpers' ``close``, see
+below), so every endpoint, the helper methods built on ``create``, sync and async
+clients, and every subclass (Azure, Bedrock, the module-level client) are covered at
+once. A thin table of endpoint adapters
 (:data:`ENDPOINTS`) maps the request body to span attributes; requests to any other
 endpoint pass through untouched.
 
@@ -44,10 +45,12 @@ once on every exit path; usage comes from the provider's usage chunk, which
 not. Calls made inside an LLM span the application opened itself, or inside a fallback
 attempt, are recorded as :mod:`otel_llm.instrumentation._base` describes.
 
-Known limits: with ``.with_streaming_response`` the body is read by the application
-after the call returns, so such spans end with status and request attributes only;
-a ``chat.completions.stream()`` / ``responses.stream()`` helper left early ends its
-span when the helper is collected (its close goes to the HTTP response directly).
+The ``chat.completions.stream()`` / ``responses.stream()`` helpers read the raw stream
+but close the HTTP response directly, so their ``close`` is patched too: leaving the
+helper's ``with`` block early ends the span then, not when the helper is collected.
+
+Known limit: with ``.with_streaming_response`` the body is read by the application
+after the call returns, so such spans end with status and request attributes only.
 """
 
 from __future__ import annotations
@@ -467,9 +470,45 @@ def _retry_timeout(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: d
     return timeout
 
 
+def _helper_close(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``chat.completions.stream()`` / ``responses.stream()`` helpers close the HTTP response
+    directly, bypassing the raw stream they read; end its span there too."""
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        raw = getattr(instance, "_raw_stream", None)
+        if type(raw) is _sync_wrapper_type():
+            with swallow("ending a stream helper's span"):
+                raw.close()
+
+
+async def _ahelper_close(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    try:
+        return await wrapped(*args, **kwargs)
+    finally:
+        raw = getattr(instance, "_raw_stream", None)
+        if type(raw) is _async_wrapper_type():
+            with swallow("ending a stream helper's span"):
+                await raw.aclose()
+
+
+def _sync_wrapper_type() -> type:
+    from otel_llm.streaming import SyncStreamWrapper
+
+    return SyncStreamWrapper
+
+
+def _async_wrapper_type() -> type:
+    from otel_llm.streaming import AsyncStreamWrapper
+
+    return AsyncStreamWrapper
+
+
 # --- installing ----------------------------------------------------------------------------
 _BASE = "openai._base_client"
 _CLIENT = "openai._client"
+_CHAT_HELPER = "openai.lib.streaming.chat._completions"
+_RESPONSES_HELPER = "openai.lib.streaming.responses._responses"
 
 #: (module, attribute path, wrapper) of every patch.
 _PATCHES: tuple[tuple[str, str, Any], ...] = (
@@ -480,6 +519,10 @@ _PATCHES: tuple[tuple[str, str, Any], ...] = (
     (_CLIENT, "OpenAI._send_request", _send),
     (_CLIENT, "AsyncOpenAI._send_request", _asend),
     (_BASE, "BaseClient._calculate_retry_timeout", _retry_timeout),
+    (_CHAT_HELPER, "ChatCompletionStream.close", _helper_close),
+    (_CHAT_HELPER, "AsyncChatCompletionStream.close", _ahelper_close),
+    (_RESPONSES_HELPER, "ResponseStream.close", _helper_close),
+    (_RESPONSES_HELPER, "AsyncResponseStream.close", _ahelper_close),
 )
 
 
@@ -513,7 +556,10 @@ def install(settings: _base.Settings) -> bool:
             logger.warning("otel-llm: this openai version has no %s; the openai client is not instrumented", path)
             return False
     for module_name, path, wrapper in _PATCHES:
-        owner = _owner(module_name, path)
+        try:
+            owner = _owner(module_name, path)
+        except ImportError:  # a helper module this SDK version does not have
+            continue
         if owner is None:
             continue
         cls, name = owner
@@ -529,7 +575,7 @@ def uninstall() -> None:
         try:
             owner = _owner(module_name, path)
         except ImportError:
-            return
+            continue
         if owner is None:
             continue
         cls, name = owner
