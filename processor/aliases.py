@@ -97,6 +97,8 @@ OI_PROMPTS_PREFIX: Final = "llm.prompts"
 OI_CHOICES_PREFIX: Final = "llm.choices"
 OI_PROMPT_TEMPLATE_PREFIX: Final = "llm.prompt_template"
 OI_EMBEDDING_EMBEDDINGS_PREFIX: Final = "embedding.embeddings"
+#: ``llm.output_messages.{i}.message.tool_calls.{j}.*`` — one (i, j) per tool call emitted.
+OI_TOOL_CALLS_INFIX: Final = ".message.tool_calls."
 #: Key of the stream flag inside ``llm.invocation_parameters``.
 OI_PARAM_STREAM: Final = "stream"
 OI_PARAM_MODEL: Final = "model"
@@ -177,6 +179,11 @@ CANDIDATE_KEYS: Final = frozenset({
     semconv.GEN_AI_OPERATION_NAME, semconv.GEN_AI_PROVIDER_NAME, semconv.GEN_AI_SYSTEM,
     TL_LLM_REQUEST_TYPE, OI_SPAN_KIND, OL_GEN_AI_TYPE,
 })
+
+#: A span naming no operation is a call when it has a provider and a model under these
+#: (convention) names; the provider names are among :data:`CANDIDATE_KEYS`.
+PROVIDER_WITHOUT_OPERATION: Final = (semconv.GEN_AI_PROVIDER_NAME, semconv.GEN_AI_SYSTEM)
+MODEL_WITHOUT_OPERATION: Final = (semconv.GEN_AI_REQUEST_MODEL, semconv.GEN_AI_RESPONSE_MODEL)
 
 #: Operation values of every naming (``gen_ai.operation.name``, OpenLLMetry's
 #: ``llm.request.type``, OpenLIT's older ``gen_ai.type``) -> the conventions' operation.

@@ -167,11 +167,10 @@ def classify(attributes: Mapping[str, Any]) -> tuple[bool, str | None]:
     old_type = attributes.get(aliases.OL_GEN_AI_TYPE)
     if old_type is not None:
         return _operation_value(old_type)
-    has_provider = any(attributes.get(k) is not None for k in aliases.PROVIDER)
-    has_model = any(
-        attributes.get(k) is not None
-        for k in (*aliases.REQUEST_MODEL, *aliases.REQUEST_MODEL_LAST_RESORT, *aliases.RESPONSE_MODEL)
-    )
+    # No operation named at all (early GenAI instrumentations): a provider and a model, by
+    # the conventions' names, make it a call. Other projects always name the span's kind.
+    has_provider = any(normalize_provider(attributes.get(k)) for k in aliases.PROVIDER_WITHOUT_OPERATION)
+    has_model = any(_text(attributes.get(k)) for k in aliases.MODEL_WITHOUT_OPERATION)
     return has_provider and has_model, None
 
 
@@ -458,7 +457,8 @@ class _Reader:
             self.invalid.remove(field)
 
 
-#: A recorded message has a role; seeing one means its tool calls were recorded too.
+#: A recorded message has a role (``gen_ai.completion.0.role``,
+#: ``llm.output_messages.0.message.role``); seeing one means its tool calls were recorded too.
 _ROLE_SUFFIX = ".role"
 
 
@@ -509,7 +509,7 @@ class _KeyScan:
             elif key.startswith(aliases.OI_OUTPUT_MESSAGES_PREFIX + "."):
                 self.saw_completion = self.saw_completion or key.endswith(_ROLE_SUFFIX)
                 self.chat_keys = True
-                self._tool_call(key, aliases.OI_OUTPUT_MESSAGES_PREFIX + ".", ".message" + aliases.TL_TOOL_CALLS_INFIX)
+                self._tool_call(key, aliases.OI_OUTPUT_MESSAGES_PREFIX + ".", aliases.OI_TOOL_CALLS_INFIX)
             elif key.startswith(aliases.OI_INPUT_MESSAGES_PREFIX + "."):
                 self.chat_keys = True
             elif key.startswith(aliases.OI_PROMPTS_PREFIX) or key.startswith(aliases.OI_CHOICES_PREFIX):

@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -21,6 +23,7 @@ from otel_llm._safety import reset_for_tests
 from otel_llm.fallback import Target, fallback_chain
 from otel_llm.routing import record_routing_decision
 from otel_llm.tools import tool_span
+from processor import aliases
 from processor.derive import MalformedSpan, classify, derive, derive_from_parts, is_candidate
 from processor.providers import normalize_provider
 
@@ -704,3 +707,36 @@ def test_openinference_reported_total_cost(spans):
     })
     o = derive(span)
     assert (o.cost_usd, o.cost_basis) == (Decimal("0.0125"), "reported")
+
+
+# --- any attribute soup: never a crash, and the pre-filter never hides a call ------------------
+_KEYS = sorted({
+    *aliases.CANDIDATE_KEYS, *aliases.PROVIDER, *aliases.REQUEST_MODEL, *aliases.RESPONSE_MODEL,
+    *aliases.INPUT_TOKENS, *aliases.OUTPUT_TOKENS, *aliases.STREAM, *aliases.FINISH_REASON, *aliases.COST_USD,
+    *aliases.TTFT_SECONDS, *aliases.TTFT_SECONDS_STREAM_ONLY, *aliases.INVOCATION_PARAMETERS,
+    semconv.OTEL_LLM_COST_BASIS, semconv.GEN_AI_TOOL_DEFINITIONS, semconv.GEN_AI_OUTPUT_MESSAGES,
+    "gen_ai.completion.0.tool_calls.0.name", "gen_ai.completion.0.role", "llm.tools.0.tool.json_schema",
+    "llm.output_messages.0.message.tool_calls.1.tool_call.function.name", "otel_llm.tag.team",
+})
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 10**12), st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["chat", "CHAT", "embedding", "LLM", "EMBEDDING", "openai", "Ollama", "127.0.0.1", "true",
+                     "[1, 2]", '{"model": "m", "stream": true}', "", "  ", "12", "-1", "NaN"]),
+    st.text(max_size=20), st.lists(st.sampled_from(["stop", "length", ""]), max_size=3).map(tuple),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(attributes=st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=12), error=st.booleans())
+def test_any_attributes_derive_without_crashing_and_the_prefilter_agrees(attributes, error):
+    attributes = {k: v for k, v in attributes.items() if v is not None}
+    o = derive_from_parts(trace_id=7, span_id=9, start_time_ns=START_NS, end_time_ns=END_NS,
+                          attributes=attributes, status_code=2 if error else 0)
+    if o is None:
+        return
+    assert is_candidate(attributes)
+    json.dumps(o.attributes, allow_nan=False)
+    for count in (o.input_tokens, o.output_tokens, o.tools_offered, o.tool_calls):
+        assert count is None or (isinstance(count, int) and count >= 0)
+    assert o.cost_basis in {"reported", "computed", "local", "unknown"}
+    assert o.ok is (not error and o.error_type is None)
