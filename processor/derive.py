@@ -10,8 +10,10 @@ pre-filter the span processor runs on the application thread; it never rejects a
 Which spans count. A span is a provider-call attempt when its operation is an inference
 operation (``chat``, ``text_completion``, ``generate_content``, ``embeddings``), read
 from ``gen_ai.operation.name``, OpenLLMetry's ``llm.request.type`` or OpenLIT's older
-``gen_ai.type``; or when OpenInference marks it ``LLM``/``EMBEDDING``; or, with no
-operation at all, when it names both a provider and a model. Everything else — HTTP
+``gen_ai.type``; or when OpenInference marks it ``LLM``/``EMBEDDING`` (an ``LLM`` span
+is ``chat`` when it records messages, ``text_completion`` when it records prompts, else
+of unknown operation); or, with no operation at all, when it names both a provider and a
+model under the conventions' names. Everything else — HTTP
 client spans, application spans, ``invoke_agent``, ``execute_tool``, fallback-chain
 spans — yields ``None``.
 
@@ -36,7 +38,9 @@ OpenLIT ``gen_ai.usage.cost`` when not 0) is kept with basis ``reported`` (or th
 our own span gives). Otherwise a self-hosted call (ollama, vllm, lmstudio, llama.cpp, or
 a server on this machine) costs 0 with basis ``local``. Otherwise the optional
 ``pricer`` computes it (basis ``computed``); without one the cost is ``None`` with basis
-``unknown``. A pricer also fills ``computed_cost_usd`` beside a reported cost.
+``unknown``. A pricer also fills ``computed_cost_usd`` beside a reported cost; it is
+handed the finished observation (``cost_basis`` ``unknown`` or ``reported``), and a
+pricer that raises is logged and leaves the cost as it was.
 
 Attributes. What is left after the fields are read goes into ``attributes``, minus
 message content (prompts, completions, ``input.value``/``output.value`` ...) unless
