@@ -76,7 +76,9 @@ class LLMCall:
         "_tool_call_ids",
         "_token",
         "_output_messages",
-        "_metric_attrs",
+        "_start_attrs",
+        "_pending",
+        "_tool_calls_known",
     )
 
     def __init__(
@@ -109,10 +111,16 @@ class LLMCall:
         self._input_tokens: int | None = None
         self._output_tokens: int | None = None
         self._tool_calls = 0
+        # A finished response (one with finish reasons) that named no tool call made 0
+        # tool calls; before that the count is unknown, not 0.
+        self._tool_calls_known = False
         self._tool_call_names: list[str] = []
         self._tool_call_ids: list[str] = []
         self._token: object | None = None
         self._output_messages: list[dict[str, Any]] | None = None
+        # Response-side attributes are buffered and set in one call when the span ends:
+        # one SDK attribute update instead of one per field keeps the hot path short.
+        self._pending: dict[str, Any] = {}
 
         attrs: dict[str, Any] = current_scope().attributes()
         attrs[semconv.GEN_AI_OPERATION_NAME] = operation
@@ -145,12 +153,15 @@ class LLMCall:
             attrs[semconv.OTEL_LLM_LOGICAL_CALL_ID] = logical_call_id
         if attributes:
             attrs.update(attributes)
-        # Metric points carry a low-cardinality subset, chosen once here (not per point).
-        self._metric_attrs: dict[str, Any] = {k: attrs[k] for k in METRIC_ATTRIBUTE_KEYS if k in attrs}
+        self._start_attrs = attrs
         name = f"{operation} {model}" if model else operation
-        self.span: Span = tracer().start_span(
-            name, kind=SpanKind.CLIENT, attributes=attrs, start_time=self._start_ns
-        )
+        try:
+            self.span: Span = tracer().start_span(
+                name, kind=SpanKind.CLIENT, attributes=attrs, start_time=self._start_ns
+            )
+        except Exception as exc:  # noqa: BLE001 - e.g. a span processor whose on_start raises
+            report("opening an LLM span", exc)
+            self.span = trace.INVALID_SPAN
         if input_messages is not None:
             self.record_input_messages(input_messages)
 
@@ -182,8 +193,7 @@ class LLMCall:
         """Set any attribute (a name from :mod:`otel_llm.semconv`)."""
         if self._ended or value is None:
             return
-        with swallow("recording an LLM span attribute"):
-            self.span.set_attribute(key, value)
+        self._pending[key] = value
 
     def set_response(
         self,
@@ -195,18 +205,20 @@ class LLMCall:
         """Record the response model, response id and finish reasons."""
         if self._ended:
             return
-        with swallow("recording the LLM response"):
-            if model is not None:
-                self.span.set_attribute(semconv.GEN_AI_RESPONSE_MODEL, str(model))
-                self._metric_attrs[semconv.GEN_AI_RESPONSE_MODEL] = str(model)
-            if id is not None:
-                self.span.set_attribute(semconv.GEN_AI_RESPONSE_ID, str(id))
-            if finish_reasons is not None:
+        pending = self._pending
+        if model is not None:
+            model = model if type(model) is str else str(model)
+            pending[semconv.GEN_AI_RESPONSE_MODEL] = model
+        if id is not None:
+            pending[semconv.GEN_AI_RESPONSE_ID] = id if type(id) is str else str(id)
+        if finish_reasons is not None:
+            with swallow("recording finish reasons"):
                 if isinstance(finish_reasons, str):
                     finish_reasons = [finish_reasons]
                 reasons = [str(r) for r in finish_reasons if r is not None]
                 if reasons:
-                    self.span.set_attribute(semconv.GEN_AI_RESPONSE_FINISH_REASONS, reasons)
+                    pending[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+                    self._tool_calls_known = True
 
     def set_usage(
         self,
@@ -223,26 +235,34 @@ class LLMCall:
         """
         if self._ended:
             return
-        for name, key, value in (
-            ("input_tokens", semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens),
-            ("output_tokens", semconv.GEN_AI_USAGE_OUTPUT_TOKENS, output_tokens),
-            ("cache_read_input_tokens", semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, cache_read_input_tokens),
-            ("cache_creation_input_tokens", semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, cache_creation_input_tokens),
-            ("reasoning_tokens", semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, reasoning_tokens),
-        ):
+        if input_tokens is not None:
+            count = self._count("input_tokens", semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens)
+            if count is not None:
+                self._input_tokens = count
+        if output_tokens is not None:
+            count = self._count("output_tokens", semconv.GEN_AI_USAGE_OUTPUT_TOKENS, output_tokens)
+            if count is not None:
+                self._output_tokens = count
+        if cache_read_input_tokens is not None:
+            self._count("cache_read_input_tokens", semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, cache_read_input_tokens)
+        if cache_creation_input_tokens is not None:
+            self._count(
+                "cache_creation_input_tokens", semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+                cache_creation_input_tokens,
+            )
+        if reasoning_tokens is not None:
+            self._count("reasoning_tokens", semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, reasoning_tokens)
+
+    def _count(self, name: str, key: str, value: Any) -> int | None:
+        """Buffer one token count; a value that is not a count is logged and skipped."""
+        if type(value) is not int or value < 0:
             try:
-                count = _as_count(name, value)
+                value = _as_count(name, value)
             except Exception as exc:  # noqa: BLE001
                 report(f"recording {name}", exc)
-                continue
-            if count is None:
-                continue
-            if key == semconv.GEN_AI_USAGE_INPUT_TOKENS:
-                self._input_tokens = count
-            elif key == semconv.GEN_AI_USAGE_OUTPUT_TOKENS:
-                self._output_tokens = count
-            with swallow(f"recording {name}"):
-                self.span.set_attribute(key, count)
+                return None
+        self._pending[key] = value
+        return value
 
     def set_tools_offered(self, tools: int | Sequence[Any]) -> None:
         """Record how many tools the request offered the model."""
@@ -256,6 +276,7 @@ class LLMCall:
             return
         with swallow("recording a tool call"):
             self._tool_calls += 1
+            self._tool_calls_known = True
             if name is not None:
                 self._tool_call_names.append(str(name))
             if id is not None:
@@ -268,7 +289,7 @@ class LLMCall:
         with swallow("recording time to first chunk"):
             now = at_ns if at_ns is not None else time.time_ns()
             self._ttfc_s = max(0.0, (now - self._start_ns) / 1e9)
-            self.span.set_attribute(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, self._ttfc_s)
+            self._pending[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._ttfc_s
 
     def set_cost(self, usd: Any, basis: str = semconv.COST_BASIS_REPORTED) -> None:
         """Record a cost the provider or the application reported (US dollars)."""
@@ -278,12 +299,13 @@ class LLMCall:
             value = float(usd)
             if value < 0 or value != value:
                 raise ValueError(f"cost must be a non-negative number, got {usd!r}")
-            self.span.set_attribute(semconv.OTEL_LLM_COST_USD, value)
-            self.span.set_attribute(semconv.OTEL_LLM_COST_BASIS, basis)
+            self._pending[semconv.OTEL_LLM_COST_USD] = value
+            self._pending[semconv.OTEL_LLM_COST_BASIS] = basis
 
     def set_http_status(self, status: int) -> None:
         """Record the HTTP status of the provider's answer."""
-        self.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, int(status))
+        with swallow("recording the HTTP status"):
+            self.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, int(status))
 
     def record_input_messages(self, messages: Any) -> None:
         """Record the prompt (only when content capture is enabled)."""
@@ -292,7 +314,7 @@ class LLMCall:
         if self._ended or messages is None or not content.capture_enabled():
             return
         with swallow("recording input messages"):
-            self.span.set_attribute(semconv.GEN_AI_INPUT_MESSAGES, content.messages_json(messages))
+            self._pending[semconv.GEN_AI_INPUT_MESSAGES] = content.messages_json(messages)
 
     def add_output_message(self, message: Any, finish_reason: str | None = None) -> None:
         """Record one completion message (only when content capture is enabled)."""
@@ -334,8 +356,7 @@ class LLMCall:
             else:
                 etype = str(error) or semconv.ERROR_TYPE_OTHER
                 self.span.set_status(Status(StatusCode.ERROR, etype))
-            self.span.set_attribute(semconv.ERROR_TYPE, etype)
-            self._metric_attrs[semconv.ERROR_TYPE] = etype
+            self._pending[semconv.ERROR_TYPE] = etype
 
     @property
     def failed(self) -> bool:
@@ -351,22 +372,26 @@ class LLMCall:
         self._ended = True
         self.deactivate()
         end_ns = end_time_ns if end_time_ns is not None else time.time_ns()
+        pending = self._pending
         with swallow("ending the LLM span"):
-            span = self.span
-            if self._tool_calls:
-                span.set_attribute(semconv.OTEL_LLM_TOOL_CALLS, self._tool_calls)
+            if self._tool_calls_known:
+                pending[semconv.OTEL_LLM_TOOL_CALLS] = self._tool_calls
                 if self._tool_call_names:
-                    span.set_attribute(semconv.OTEL_LLM_TOOL_CALL_NAMES, self._tool_call_names)
+                    pending[semconv.OTEL_LLM_TOOL_CALL_NAMES] = self._tool_call_names
                 if self._tool_call_ids:
-                    span.set_attribute(semconv.OTEL_LLM_TOOL_CALL_IDS, self._tool_call_ids)
+                    pending[semconv.OTEL_LLM_TOOL_CALL_IDS] = self._tool_call_ids
             if self._output_messages:
                 from otel_llm import content
 
-                span.set_attribute(semconv.GEN_AI_OUTPUT_MESSAGES, content.output_json(self._output_messages))
-            span.end(end_time=end_ns)
+                pending[semconv.GEN_AI_OUTPUT_MESSAGES] = content.output_json(self._output_messages)
+        with swallow("ending the LLM span"):
+            if pending:
+                self.span.set_attributes(pending)
+        with swallow("ending the LLM span"):
+            self.span.end(end_time=end_ns)
         with swallow("recording GenAI metrics"):
             record_call(
-                self._metric_attrs, (end_ns - self._start_ns) / 1e9,
+                self._start_attrs, pending, (end_ns - self._start_ns) / 1e9,
                 self._input_tokens, self._output_tokens, self._ttfc_s,
             )
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Mapping
 
-from opentelemetry.metrics import Histogram
+from opentelemetry import metrics
+from opentelemetry.metrics import Histogram, NoOpMeterProvider
+from opentelemetry.metrics._internal import _ProxyMeterProvider
 
 from otel_llm import semconv
 from otel_llm._tracer import meter
@@ -27,6 +29,8 @@ METRIC_ATTRIBUTE_KEYS: tuple[str, ...] = (
     semconv.OTEL_LLM_ROUTE,
     semconv.ERROR_TYPE,
 )
+#: Metric attributes known only when the call ends.
+_END_KEYS = (semconv.GEN_AI_RESPONSE_MODEL, semconv.ERROR_TYPE)
 
 
 class Instruments:
@@ -62,15 +66,35 @@ def instruments() -> Instruments:
     return Instruments()
 
 
+def metrics_enabled() -> bool:
+    """False while no MeterProvider is installed: then there is no point building points.
+
+    The API's global provider is a proxy until the application sets one; recording
+    through it does nothing, so otel-llm skips the work of choosing attributes.
+    """
+    return not isinstance(metrics.get_meter_provider(), (_ProxyMeterProvider, NoOpMeterProvider))
+
+
 def record_call(
-    point: Mapping[str, Any],
+    start_attributes: Mapping[str, Any],
+    end_attributes: Mapping[str, Any],
     duration_s: float,
     input_tokens: int | None,
     output_tokens: int | None,
     ttfc_s: float | None,
 ) -> None:
-    """Record one finished call's points; ``point`` holds the metric attributes
-    (a subset of :data:`METRIC_ATTRIBUTE_KEYS`)."""
+    """Record one finished call's points.
+
+    Each point carries the low-cardinality subset (:data:`METRIC_ATTRIBUTE_KEYS`) of the
+    span's attributes, those set at its start and those set by its end (response model,
+    ``error.type``).
+    """
+    if not metrics_enabled():
+        return
+    point = {k: start_attributes[k] for k in METRIC_ATTRIBUTE_KEYS if k in start_attributes}
+    for key in _END_KEYS:
+        if key in end_attributes:
+            point[key] = end_attributes[key]
     inst = instruments()
     inst.duration.record(duration_s, point)
     if input_tokens is not None:

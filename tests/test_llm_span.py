@@ -146,3 +146,38 @@ def test_metrics_recorded_with_convention_buckets_and_error_type(spans, metric_r
     by_type = {p.attributes[semconv.GEN_AI_TOKEN_TYPE]: p.sum for p in tokens}
     assert by_type == {"input": 10, "output": 20}
     assert tuple(tokens[0].explicit_bounds) == tuple(float(b) for b in semconv.TOKEN_BUCKETS)
+
+
+def test_tool_calls_zero_once_a_finished_response_named_none_unknown_before(spans):
+    with llm_span(provider="openai", model="gpt-4o", tools=[{"type": "function"}]) as call:
+        call.set_response(finish_reasons=["stop"])
+    with llm_span(provider="openai", model="gpt-4o"):
+        pass
+    finished, unknown = spans.get_finished_spans()
+    assert finished.attributes[semconv.OTEL_LLM_TOOL_CALLS] == 0
+    assert semconv.OTEL_LLM_TOOL_CALLS not in unknown.attributes
+
+
+def test_a_span_processor_that_raises_on_start_never_breaks_the_call(tracer_provider, spans):
+    class Broken:
+        def on_start(self, span, parent_context=None):
+            raise RuntimeError("processor bug")
+
+        def on_end(self, span):
+            pass
+
+        def shutdown(self):
+            pass
+
+        def force_flush(self, timeout_millis=30000):
+            return True
+
+    tracer_provider.add_span_processor(Broken())
+    try:
+        with llm_span(provider="openai", model="gpt-4o") as call:
+            call.set_usage(input_tokens=1)
+            result = "answer"
+    finally:
+        procs = tracer_provider._active_span_processor._span_processors
+        tracer_provider._active_span_processor._span_processors = tuple(p for p in procs if not isinstance(p, Broken))
+    assert result == "answer"
