@@ -37,6 +37,7 @@ ENV_DATA_DIR = "OTEL_LLM_DATA_DIR"
 
 _started: dict[Path, "EmbeddedServer"] = {}
 _lock = threading.Lock()
+_root_warned = False
 
 
 class EmbeddedServerError(RuntimeError):
@@ -88,6 +89,7 @@ def start_embedded(pgdata: str | os.PathLike[str] | None = None, *, keep_running
     tests want); the default leaves it running for later runs and ``otel-llm db url``.
     Raises :class:`EmbeddedServerError` with advice when it cannot start.
     """
+    global _root_warned
     path = Path(pgdata if pgdata is not None else pgdata_dir()).expanduser().resolve()
     with _lock:
         known = _started.get(path)
@@ -101,7 +103,8 @@ def start_embedded(pgdata: str | os.PathLike[str] | None = None, *, keep_running
                 "install it or set OTEL_LLM_DSN to your PostgreSQL") from exc
         _quiet_pgserver_logs()
         fresh = not (path / "PG_VERSION").exists()
-        if _running_as_root():
+        if _running_as_root() and not _root_warned:
+            _root_warned = True
             logger.warning("otel-llm: running as root: the embedded PostgreSQL runs as the system user "
                            "'pgserver' (created if missing), and the folders above %s are made "
                            "traversable for it; set OTEL_LLM_DSN to use your own PostgreSQL instead", path)

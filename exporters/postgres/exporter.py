@@ -370,10 +370,13 @@ class PostgresExporter:
         if self._spool_files or self.spool.files():
             self._replay()
         if time.monotonic() >= self._next_maintenance and not self._spill_without_trying():
-            self._maintain()
+            self.run_maintenance()
 
-    def _maintain(self) -> None:
-        """Partitions for the coming days, and retention (at most once per interval)."""
+    def run_maintenance(self) -> None:
+        """Create the coming days' partitions and apply retention now.
+
+        The background thread calls this at most once per :data:`MAINTENANCE_INTERVAL_S`.
+        """
         with self._db_lock:
             try:
                 writer = self._ensure_connected()
