@@ -54,6 +54,23 @@ def _as_count(name: str, value: Any) -> int | None:
     return value
 
 
+def enclosing_inference_span() -> Span | None:
+    """The current span when it is one of otel-llm's inference spans still recording.
+
+    A provider call made inside such a span (a decorated function called within
+    ``llm_span``, an instrumented client called within a decorated function) is already
+    observed by that span: opening a second inference span would count it twice.
+    """
+    span = trace.get_current_span()
+    scope = getattr(span, "instrumentation_scope", None)
+    if scope is None or scope.name != semconv.INSTRUMENTATION_NAME or not span.is_recording():
+        return None
+    attrs = getattr(span, "attributes", None)
+    if not attrs or attrs.get(semconv.GEN_AI_OPERATION_NAME) not in semconv.INFERENCE_OPERATIONS:
+        return None
+    return span
+
+
 class LLMCall:
     """Handle on one in-flight LLM call; returned by :func:`llm_span`.
 

@@ -38,9 +38,12 @@ from collections.abc import Mapping, Sequence
 from types import CoroutineType
 from typing import Any, Awaitable, Callable, TypeVar, overload
 
+from opentelemetry import trace
+
 from otel_llm import semconv
 from otel_llm._safety import report
-from otel_llm.call import LLMCall
+from otel_llm.call import LLMCall, enclosing_inference_span
+from otel_llm.fallback import current_attempt
 from otel_llm.extract import StreamAccumulator, record_response
 from otel_llm.streaming import AsyncStreamWrapper, ChunkAccumulator, ChunkHook, SyncStreamWrapper
 
@@ -335,6 +338,8 @@ def _decorate(
 
     def open_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall | None:
         """The call's span, or None if even opening it failed (the function then runs bare)."""
+        if enclosing_inference_span() is not None:
+            return None  # already observed by the enclosing LLM span: never count a call twice
         try:
             request_model = model if resolve_model is None else resolve_model(args, kwargs)
             if kwargs:
@@ -353,6 +358,23 @@ def _decorate(
         except Exception as exc:  # noqa: BLE001 - e.g. a span processor whose on_start raises
             report("opening an LLM span", exc)
             return None
+
+    def record_into_attempt(result: Any) -> Any:
+        """Inside a fallback attempt, the response goes onto the attempt's own span.
+
+        The attempt's span is the observation of this provider call; reading
+        ``attempt.call`` tells the chain the response is recorded already.
+        """
+        attempt = current_attempt()
+        if attempt is None or _result_kind(result) != _PLAIN:
+            return result
+        try:
+            call = attempt.call
+            if call is not None and not call.ended and call.span is trace.get_current_span():
+                record(call, result)
+        except Exception as exc:  # noqa: BLE001
+            report("reading the LLM response", exc)
+        return result
 
     def accumulator(call: LLMCall) -> ChunkAccumulator:
         return ChunkHook(call, chunk_extractor) if chunk_extractor is not None else StreamAccumulator()
@@ -398,7 +420,7 @@ def _decorate(
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             call = open_call(args, kwargs)
             if call is None:
-                return func(*args, **kwargs)
+                return record_into_attempt(func(*args, **kwargs))
             call.activate()
             try:
                 result = func(*args, **kwargs)
@@ -415,7 +437,7 @@ def _decorate(
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             call = open_call(args, kwargs)
             if call is None:
-                return await func(*args, **kwargs)
+                return record_into_attempt(await func(*args, **kwargs))
             call.activate()
             try:
                 result = await func(*args, **kwargs)
