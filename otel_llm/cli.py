@@ -14,7 +14,10 @@ import sys
 from typing import Sequence
 
 #: Modules that each add their sub-commands (``register(subparsers) -> None``).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "otel_llm.commands.db",
+    "otel_llm.commands.routes",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
