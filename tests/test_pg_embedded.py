@@ -13,7 +13,7 @@ import pytest
 from exporters.base import ExportResult
 from exporters.postgres.embedded import data_dir, pgdata_dir, redact_dsn, resolve_dsn, stop_embedded
 from exporters.postgres.exporter import PostgresExporter
-from tests.pg import observation
+from tests.pg import fresh_schema, observation, pg_dsn  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,3 +83,16 @@ def test_data_directory_follows_the_platform_and_the_override(tmp_path: Path) ->
 def test_passwords_never_appear_in_logged_dsns() -> None:
     shown = redact_dsn("postgresql://app:s3cret@db:5432/obs")
     assert "s3cret" not in shown and "db" in shown
+
+
+def test_from_env_with_an_explicit_dsn_starts_nothing(tmp_path: Path, pg_dsn: str, fresh_schema: str) -> None:
+    env = {"OTEL_LLM_DATA_DIR": str(tmp_path), "OTEL_LLM_SPOOL_MAX_BYTES": "12345", "OTEL_LLM_RETENTION_DAYS": "9"}
+    exporter = PostgresExporter.from_env(env, dsn=pg_dsn, schema=fresh_schema, background=False)
+    try:
+        assert exporter.dsn == pg_dsn and exporter.schema == fresh_schema
+        assert exporter.spool.max_bytes == 12345 and exporter.retention is not None
+        assert exporter.retention.days == 9
+        assert exporter.spool.directory == tmp_path / "spool" / fresh_schema
+    finally:
+        exporter.shutdown()
+    assert not (tmp_path / "pgdata").exists()

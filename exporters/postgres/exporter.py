@@ -122,13 +122,15 @@ class PostgresExporter:
         """An exporter configured from ``OTEL_LLM_DSN``, ``OTEL_LLM_SCHEMA``,
         ``OTEL_LLM_SPOOL_DIR``, ``OTEL_LLM_SPOOL_MAX_BYTES`` and ``OTEL_LLM_RETENTION_DAYS``."""
         env = os.environ if env is None else env
-        kwargs: dict[str, Any] = {"dsn": resolve_dsn(env), "schema": resolve_schema(None, env)}
-        kwargs["spool_dir"] = default_spool_dir(kwargs["schema"], env)
+        schema = resolve_schema(overrides.get("schema"), env)
+        kwargs: dict[str, Any] = {"schema": schema, "spool_dir": default_spool_dir(schema, env)}
+        if overrides.get("dsn") is None:
+            kwargs["dsn"] = resolve_dsn(env)  # may start the embedded server
         if env.get(ENV_SPOOL_MAX_BYTES):
             kwargs["spool_max_bytes"] = int(env[ENV_SPOOL_MAX_BYTES])
         if env.get(ENV_RETENTION_DAYS):
             kwargs["retention_days"] = float(env[ENV_RETENTION_DAYS])
-        kwargs.update(overrides)
+        kwargs.update({k: v for k, v in overrides.items() if v is not None or k not in kwargs})
         return cls(**kwargs)
 
     # -- the exporter protocol -------------------------------------------------------
