@@ -17,6 +17,7 @@ from typing import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "otel_llm.commands.db",
     "otel_llm.commands.routes",
+    "otel_llm.commands.demo",
 )
 
 

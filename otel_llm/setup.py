@@ -46,6 +46,9 @@ logger = logging.getLogger("otel_llm")
 #: Endpoint variables whose presence turns OTLP export on (per signal, or for both).
 TRACES_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 METRICS_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+#: ``false`` turns off route observations (spans are still emitted).
+ENV_OBSERVATIONS = "OTEL_LLM_OBSERVATIONS"
+_FALSE = {"false", "0", "no", "off"}
 PROTOCOL_GRPC = "grpc"
 PROTOCOL_HTTP = "http/protobuf"
 
@@ -61,6 +64,8 @@ class ConfigureOptions:
     span_processors: tuple[SpanProcessor, ...] = ()
     exporters: tuple[SpanExporter, ...] = ()
     metric_readers: tuple[MetricReader, ...] = ()
+    observations: bool | None = None
+    dsn: str | None = None
 
 
 @dataclass
@@ -142,6 +147,8 @@ def configure(
     span_processors: Sequence[SpanProcessor] = (),
     exporters: Sequence[SpanExporter] = (),
     metric_readers: Sequence[MetricReader] = (),
+    observations: bool | None = None,
+    dsn: str | None = None,
 ) -> Telemetry:
     """Set up (or join) the OpenTelemetry pipeline once; return the :class:`Telemetry` handle.
 
@@ -153,6 +160,12 @@ def configure(
       True always, False never.
     * ``span_processors``, ``exporters`` (span exporters, batched) and ``metric_readers``
       are added as given.
+    * ``observations``: derive one route observation per provider-call attempt and
+      store it in PostgreSQL — at ``dsn``, else ``OTEL_LLM_DSN``, else an embedded
+      server in a local data folder. None (default) means on unless
+      ``OTEL_LLM_OBSERVATIONS=false``. The database is reached from a background
+      thread: nothing here waits for it, and an unreachable one loses nothing (the
+      exporter spools to disk and replays).
 
     When the application already installed an SDK ``TracerProvider`` it is kept: only
     otel-llm's processors (and ``console``/``span_processors``/``exporters``) are added to
@@ -169,6 +182,8 @@ def configure(
         span_processors=tuple(span_processors),
         exporters=tuple(exporters),
         metric_readers=tuple(metric_readers),
+        observations=observations,
+        dsn=dsn,
     )
     with _lock:
         if _handle is not None:
@@ -263,10 +278,26 @@ def build_resource(service_name: str | None = None, attributes: Mapping[str, Any
 def _extra_span_processors(options: ConfigureOptions) -> list[SpanProcessor]:
     """Extension point: span processors otel-llm adds beyond scoping and exporting.
 
-    The route-observation processor (spans -> per-attempt observations) is added here,
-    so that every application that calls ``configure()`` gets it. Nothing yet.
+    The route-observation processor (spans -> per-attempt observations in PostgreSQL)
+    is added here, so that every application that calls ``configure()`` gets it. The
+    PostgreSQL exporter is built lazily on the processor's worker thread, so starting an
+    embedded server or connecting never delays the application.
     """
-    return []
+    wanted = options.observations
+    if wanted is None:
+        wanted = os.environ.get(ENV_OBSERVATIONS, "true").strip().lower() not in _FALSE
+    if not wanted:
+        return []
+    from exporters.lazy import LazyExporter
+    from exporters.postgres.exporter import PostgresExporter
+    from processor.span_processor import RouteObservationProcessor
+
+    dsn = options.dsn
+
+    def build() -> PostgresExporter:
+        return PostgresExporter.from_env(dsn=dsn) if dsn else PostgresExporter.from_env()
+
+    return [RouteObservationProcessor(LazyExporter(build, name="PostgreSQL exporter"))]
 
 
 def _span_processors(options: ConfigureOptions, names: list[str], *, with_otlp: bool) -> list[SpanProcessor]:

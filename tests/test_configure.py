@@ -43,6 +43,7 @@ def run_python(*parts: str, **env: str) -> subprocess.CompletedProcess:
     """Run the code ``parts`` (each dedented on its own) in a fresh interpreter without OTEL_* settings."""
     code = "\n".join(textwrap.dedent(p) for p in parts)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    clean["OTEL_LLM_OBSERVATIONS"] = "false"  # these tests are about spans and metrics only
     clean.update(env)
     proc = subprocess.run(
         [sys.executable, "-c", code],
