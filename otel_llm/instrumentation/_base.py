@@ -26,11 +26,9 @@ from typing import Any, Mapping
 
 import wrapt
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from otel_llm import semconv
-from otel_llm.call import LLMCall
+from otel_llm.call import LLMCall, enclosing_inference_span
 from otel_llm.instrumentation.hosts import HostResolver
 
 #: Environment variable turning on ``include_usage`` for instrumentations started by
@@ -39,7 +37,6 @@ INCLUDE_USAGE_ENV = "OTEL_LLM_STREAM_INCLUDE_USAGE"
 
 OFF, OWN, NESTED, ATTEMPT = range(4)
 
-_INFERENCE = semconv.INFERENCE_OPERATIONS
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
 
@@ -90,12 +87,8 @@ def mode() -> tuple[int, LLMCall | None]:
     """How an instrumented call should be recorded here (see the module docstring)."""
     if not is_instrumentation_enabled():
         return OFF, None
-    span = trace.get_current_span()
-    scope = getattr(span, "instrumentation_scope", None)
-    if scope is None or scope.name != semconv.INSTRUMENTATION_NAME:
-        return OWN, None
-    attrs = getattr(span, "attributes", None)
-    if not attrs or attrs.get(semconv.GEN_AI_OPERATION_NAME) not in _INFERENCE or not span.is_recording():
+    span = enclosing_inference_span()
+    if span is None:
         return OWN, None
     attempt = _current_attempt()
     if attempt is not None:
