@@ -53,7 +53,7 @@ def read_pretend_response(call: LLMCall, response: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    telemetry = configure(console=True, service_name="console-example")
+    telemetry = configure(console=True, service_name="console-example", observations=False)
     question = "Where is my order 42?"
 
     with otel_llm.scope(agent="support", session="session-42", user="user-7", invoke_agent_span=True):
