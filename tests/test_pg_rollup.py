@@ -39,6 +39,28 @@ SELECT date_trunc(%(level)s, started_at), coalesce(route, ''), coalesce(agent, '
        hist_bucket({{column}}) AS b, count(*)
 FROM route_observations WHERE ok AND {{column}} IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
 """
+RAW_PER_ROUTE_HOUR = """
+SELECT date_trunc('hour', started_at), coalesce(route, ''),
+       count(*), count(*) FILTER (WHERE ok), count(*) FILTER (WHERE fallback),
+       coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
+       coalesce(sum(cached_input_tokens), 0), coalesce(sum(reasoning_tokens), 0),
+       coalesce(sum(cost_usd), 0), count(cost_usd)
+FROM route_observations GROUP BY 1, 2 ORDER BY 1, 2
+"""
+ROUTE_HOUR = """
+SELECT ts, route, n, n_ok, n_fallback, input_tokens, output_tokens, cached_input_tokens,
+       reasoning_tokens, cost_usd, n_cost
+FROM route_stats_hour ORDER BY ts, route
+"""
+RAW_ROUTE_BINS = """
+SELECT date_trunc('hour', started_at), coalesce(route, ''), hist_bucket({column}) AS b, count(*)
+FROM route_observations WHERE ok AND {column} IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+"""
+ROUTE_BINS = """
+SELECT ts, route, u.b, sum(u.c)
+FROM route_stats_hour, unnest({prefix}_idx, {prefix}_cnt) AS u(b, c)
+GROUP BY ts, route, u.b ORDER BY ts, route, u.b
+"""
 ROLLUP_BINS = f"""
 SELECT ts, {KEYS}, u.b, sum(u.c)
 FROM {{table}}, unnest({{prefix}}_idx, {{prefix}}_cnt) AS u(b, c)
@@ -49,7 +71,7 @@ GROUP BY ts, {KEYS}, u.b ORDER BY ts, {KEYS}, u.b
 @pytest.fixture
 def writer(pg_conn: psycopg.Connection, pg_schema: str) -> BatchWriter:
     with pg_conn.transaction():
-        pg_conn.execute("TRUNCATE route_observations, route_rollup_minute, route_rollup_hour")
+        pg_conn.execute("TRUNCATE route_observations, route_rollup_minute, route_rollup_hour, route_stats_hour")
     return BatchWriter(pg_conn, pg_schema)
 
 
@@ -102,6 +124,9 @@ def test_rollups_equal_the_raw_aggregates(writer: BatchWriter, pg_conn: psycopg.
             raw_bins = _fetch(pg_conn, RAW_BINS.format(column=column), level=level)
             rollup_bins = _fetch(pg_conn, ROLLUP_BINS.format(table=table, prefix=prefix))
             assert rollup_bins == raw_bins, (level, column)
+    assert _fetch(pg_conn, ROUTE_HOUR) == _fetch(pg_conn, RAW_PER_ROUTE_HOUR)
+    for column, prefix in (("duration_ms", "lat"), ("ttft_ms", "ttft")):
+        assert _fetch(pg_conn, ROUTE_BINS.format(prefix=prefix)) == _fetch(pg_conn, RAW_ROUTE_BINS.format(column=column))
 
 
 def test_many_small_batches_in_one_minute_stay_exact_and_compact(writer: BatchWriter,
@@ -116,6 +141,8 @@ def test_many_small_batches_in_one_minute_stay_exact_and_compact(writer: BatchWr
     for table, level in (("route_rollup_minute", "minute"), ("route_rollup_hour", "hour")):
         raw_bins = _fetch(pg_conn, RAW_BINS.format(column="duration_ms"), level=level)
         assert _fetch(pg_conn, ROLLUP_BINS.format(table=table, prefix="lat")) == raw_bins
+    assert _fetch(pg_conn, ROUTE_BINS.format(prefix="lat")) == _fetch(pg_conn, RAW_ROUTE_BINS.format(column="duration_ms"))
+    for table in ("route_rollup_minute", "route_rollup_hour", "route_stats_hour"):
         longest = _fetch(pg_conn, f"SELECT max(cardinality(lat_idx)) FROM {table}")[0][0]
         assert longest <= 2 * 128
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("pg_schema")
 def writer(pg_conn: psycopg.Connection, pg_dsn: str, pg_schema: str) -> BatchWriter:
     """A writer on a clean module schema."""
     with pg_conn.transaction():
-        pg_conn.execute("TRUNCATE route_observations, route_rollup_minute, route_rollup_hour")
+        pg_conn.execute("TRUNCATE route_observations, route_rollup_minute, route_rollup_hour, route_stats_hour")
     return BatchWriter(pg_conn, pg_schema)
 
 
@@ -55,6 +55,7 @@ def test_same_batch_twice_counts_once_in_rows_and_rollups(writer: BatchWriter, p
     assert count_rows(pg_conn) == 260
     assert _rollup_total(pg_conn) == 260
     assert _rollup_total(pg_conn, "route_rollup_hour") == 260
+    assert _rollup_total(pg_conn, "route_stats_hour") == 260
 
 
 def test_duplicate_inside_one_batch_is_stored_once(writer: BatchWriter, pg_conn: psycopg.Connection) -> None:
@@ -123,6 +124,7 @@ def test_prune_drops_whole_old_days_and_their_rollups(writer: BatchWriter, pg_co
     assert count_rows(pg_conn) == 15
     assert _rollup_total(pg_conn) == 15
     assert _rollup_total(pg_conn, "route_rollup_hour") == 15
+    assert _rollup_total(pg_conn, "route_stats_hour") == 15
     with pg_conn.transaction():
         assert old.date() not in existing_partitions(pg_conn, pg_schema)
 

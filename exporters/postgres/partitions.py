@@ -146,6 +146,8 @@ def prune(conn: psycopg.Connection, schema: str, cutoff: datetime) -> PruneResul
                                (cutoff,)).rowcount
         deleted += conn.execute("DELETE FROM route_rollup_hour WHERE ts <= %s::timestamptz - interval '1 hour'",
                                 (cutoff,)).rowcount
+        deleted += conn.execute("DELETE FROM route_stats_hour WHERE ts <= %s::timestamptz - interval '1 hour'",
+                                (cutoff,)).rowcount
     if dropped or deleted:
         logger.info("otel-llm: pruned schema %s before %s: dropped %d partitions (%s), %d rollup rows",
                     schema, cutoff.isoformat(), len(dropped), ", ".join(dropped) or "none", deleted)

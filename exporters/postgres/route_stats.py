@@ -1,10 +1,12 @@
 """Route stats: per route, how much traffic, how healthy, how fast, how often it falls back.
 
 One aggregate query per call. Windows up to :data:`RAW_WINDOW_LIMIT` read raw rows and
-give exact nearest-rank percentiles; longer windows read the rollups (whole hours from
-the hourly rollup, the leading partial hour from the per-minute one) and give
-percentiles from merged histograms, within 2 % of exact. Latency percentiles are over
-successful attempts; TTFT percentiles over successful attempts that reported one.
+give exact nearest-rank percentiles over exactly ``[now - window, now)``. Longer windows
+read the per-route hourly rollup and give percentiles from merged histograms, within
+2 % of exact; they start at the beginning of the hour containing ``now - window`` (so
+they cover up to 59 minutes more than asked; the report's ``start`` says where).
+Latency percentiles are over successful attempts; TTFT percentiles over successful
+attempts that reported one.
 """
 
 from __future__ import annotations
@@ -71,14 +73,9 @@ class RouteStatsReport:
         }
 
 
-def rollup_bounds(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    """``(minute_start, hour_start)``: the window start floored to its minute, and the
-    first whole hour at or after it (where the hourly rollup takes over)."""
-    minute_start = start.replace(second=0, microsecond=0)
-    hour_start = minute_start.replace(minute=0)
-    if hour_start < minute_start:
-        hour_start += timedelta(hours=1)
-    return minute_start, min(hour_start, end)
+def rollup_start(start: datetime) -> datetime:
+    """Where a rollup answer starts: the beginning of the hour containing ``start``."""
+    return start.replace(minute=0, second=0, microsecond=0)
 
 
 def route_stats(conn: psycopg.Connection, window: timedelta, *, schema: str | None = None,
@@ -97,8 +94,8 @@ def route_stats(conn: psycopg.Connection, window: timedelta, *, schema: str | No
     if use == "raw":
         query, params = load_sql("route_stats_raw"), {"start": start, "end": end}
     else:
-        start, hour_start = rollup_bounds(start, end)
-        query, params = load_sql("route_stats_rollup"), {"start": start, "hour_start": hour_start, "end": end}
+        start = rollup_start(start)
+        query, params = load_sql("route_stats_rollup"), {"start": start, "end": end}
     with conn.transaction():
         set_local_search_path(conn, schema)
         rows = conn.execute(query, params).fetchall()

@@ -1,5 +1,6 @@
 -- Move the staged rows into route_observations, skipping rows already stored, and add
--- exactly the rows this statement inserted to the per-minute and per-hour rollups.
+-- exactly the rows this statement inserted to the rollups (per minute and per hour by
+-- route/agent/model/provider/operation; per hour by route).
 -- One statement: raw rows and their rollups always commit (or fail) together.
 -- Rows are inserted in key order, and rollup rows upserted in key order, so that two
 -- writers with overlapping batches lock in the same order and never deadlock.
@@ -80,6 +81,46 @@ WITH moved AS (
            coalesce(h.ttft_idx, '{}') AS ttft_idx, coalesce(h.ttft_cnt, '{}') AS ttft_cnt
     FROM sums AS s
     LEFT JOIN hists AS h USING (level, ts, route, agent, request_model, provider, operation)
+), route_sums AS (
+    SELECT ts, route, sum(n)::bigint AS n, sum(n_ok)::bigint AS n_ok, sum(n_fallback)::bigint AS n_fallback,
+           sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
+           sum(cached_input_tokens)::bigint AS cached_input_tokens,
+           sum(reasoning_tokens)::bigint AS reasoning_tokens,
+           sum(cost_usd) AS cost_usd, sum(n_cost)::bigint AS n_cost,
+           sum(duration_ms_ok_sum) AS duration_ms_ok_sum
+    FROM agg WHERE level = 'hour'
+    GROUP BY ts, route
+), route_hists AS (
+    SELECT ts, route,
+           array_agg(b) FILTER (WHERE kind = 'lat') AS lat_idx,
+           array_agg(c::integer) FILTER (WHERE kind = 'lat') AS lat_cnt,
+           array_agg(b) FILTER (WHERE kind = 'ttft') AS ttft_idx,
+           array_agg(c::integer) FILTER (WHERE kind = 'ttft') AS ttft_cnt
+    FROM (SELECT kind, ts, route, b, sum(c) AS c FROM bins WHERE level = 'hour'
+          GROUP BY kind, ts, route, b) AS rb
+    GROUP BY ts, route
+), up_route AS (
+    INSERT INTO route_stats_hour AS r
+    SELECT s.ts, s.route, s.n, s.n_ok, s.n_fallback, s.input_tokens, s.output_tokens,
+           s.cached_input_tokens, s.reasoning_tokens, s.cost_usd, s.n_cost, s.duration_ms_ok_sum,
+           coalesce(h.lat_idx, '{}'), coalesce(h.lat_cnt, '{}'),
+           coalesce(h.ttft_idx, '{}'), coalesce(h.ttft_cnt, '{}')
+    FROM route_sums AS s LEFT JOIN route_hists AS h USING (ts, route)
+    ORDER BY s.ts, s.route
+    ON CONFLICT (ts, route) DO UPDATE SET
+        n = r.n + excluded.n,
+        n_ok = r.n_ok + excluded.n_ok,
+        n_fallback = r.n_fallback + excluded.n_fallback,
+        input_tokens = r.input_tokens + excluded.input_tokens,
+        output_tokens = r.output_tokens + excluded.output_tokens,
+        cached_input_tokens = r.cached_input_tokens + excluded.cached_input_tokens,
+        reasoning_tokens = r.reasoning_tokens + excluded.reasoning_tokens,
+        cost_usd = r.cost_usd + excluded.cost_usd,
+        n_cost = r.n_cost + excluded.n_cost,
+        duration_ms_ok_sum = r.duration_ms_ok_sum + excluded.duration_ms_ok_sum,
+        (lat_idx, lat_cnt) = (SELECT m.idx, m.cnt FROM hist_add(r.lat_idx, r.lat_cnt, excluded.lat_idx, excluded.lat_cnt) AS m),
+        (ttft_idx, ttft_cnt) = (SELECT m.idx, m.cnt FROM hist_add(r.ttft_idx, r.ttft_cnt, excluded.ttft_idx, excluded.ttft_cnt) AS m)
+    RETURNING 1
 ), up_minute AS (
     INSERT INTO route_rollup_minute AS r
     SELECT ts, route, agent, request_model, provider, operation, n, n_ok, n_fallback,
@@ -125,4 +166,5 @@ WITH moved AS (
 )
 SELECT (SELECT count(*) FROM ins) AS inserted,
        (SELECT count(*) FROM moved) AS staged,
-       (SELECT count(*) FROM up_minute) + (SELECT count(*) FROM up_hour) AS rollup_rows
+       (SELECT count(*) FROM up_minute) + (SELECT count(*) FROM up_hour)
+           + (SELECT count(*) FROM up_route) AS rollup_rows
