@@ -149,7 +149,7 @@ class PostgresExporter:
                 try:
                     result = self._write(batch)
                 except Exception as exc:  # noqa: BLE001 - anything not about the rows: keep the batch
-                    self._mark_down(exc)
+                    self._failed(exc)
                     self._spill(batch)
                     return ExportResult.ACCEPTED
             self._count(exported=result.inserted + result.duplicates, duplicates=result.duplicates,
@@ -266,6 +266,19 @@ class PostgresExporter:
     def _spill_without_trying(self) -> bool:
         return self._down_since is not None and time.monotonic() < self._retry_at
 
+    def _failed(self, exc: BaseException) -> None:
+        """A write failed for a reason other than its rows.
+
+        An unreachable or unavailable server puts the exporter in the "down" state
+        (batches go straight to the spool until the retry time). Anything else (a
+        permission, a broken schema) is reported, rate-limited, and the next batch tries
+        the database again.
+        """
+        if is_unavailable(exc):
+            self._mark_down(exc)
+        else:
+            report("writing route observations to PostgreSQL (the batch is kept in the spool)", exc)
+
     def _mark_down(self, exc: BaseException) -> None:
         now = time.monotonic()
         if self._down_since is None:
@@ -318,8 +331,8 @@ class PostgresExporter:
                         continue
                     try:
                         result = self._write(spooled.observations) if spooled.observations else WriteResult()
-                    except Exception as exc:  # noqa: BLE001 - still down: keep the file, try later
-                        self._mark_down(exc)
+                    except Exception as exc:  # noqa: BLE001 - keep the file, try again later
+                        self._failed(exc)
                         break
                     self.spool.remove(path)
             batches += 1
@@ -390,7 +403,7 @@ class PostgresExporter:
                         writer.forget_partitions()
             except Exception as exc:  # noqa: BLE001
                 self._close_connection()
-                if isinstance(exc, psycopg.OperationalError):
+                if is_unavailable(exc):
                     self._mark_down(exc)
                 else:
                     report("PostgreSQL exporter maintenance", exc)
@@ -404,6 +417,12 @@ class PostgresExporter:
             for name, delta in deltas.items():
                 if delta:
                     self._counts[name] += delta
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the server cannot be used right now (down, unreachable,
+    restarting, out of disk, timed out) rather than a problem with what was sent."""
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, OSError))
 
 
 def _first_line(exc: BaseException) -> str:
