@@ -424,32 +424,87 @@ _INDEX = _build_index()
 _REQUEST_MODEL_LAST_RESORT_RANK = len(aliases.REQUEST_MODEL)
 
 
+#: Attribute-name layouts already seen -> what depends on the names alone (see
+#: :func:`_layout`). Spans from one instrumentation share a handful of layouts.
+_LAYOUTS: dict[tuple[str, ...], "_Layout"] = {}
+_LAYOUTS_MAX = 2048
+
+
+class _Layout:
+    """Everything about a span's attributes that depends only on their names, worked out
+    once per distinct set of names: which attributes feed which fields, and the key scan."""
+
+    __slots__ = ("indexed", "scan", "operation_keys", "cost_keys", "parameter_keys", "keep", "keep_content")
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        index = _INDEX
+        present = set(keys)
+        self.indexed: tuple[tuple[str, tuple[tuple[str, int, Callable[[Any], Any]], ...]], ...] = tuple(
+            (key, index[key]) for key in keys if key in index)
+        self.scan = scan = _KeyScan(keys)
+        self.operation_keys = tuple(k for k in _OPERATION_KEYS if k in present)
+        self.cost_keys = tuple(k for k in aliases.COST_USD if k in present)
+        self.parameter_keys = tuple(k for k in aliases.INVOCATION_PARAMETERS if k in present)
+        # Candidates for ``attributes``, in the span's order: all but tags (and content).
+        content = set(scan.content)
+        tag_prefix = semconv.OTEL_LLM_TAGS_PREFIX
+        self.keep_content = tuple(k for k in keys if not k.startswith(tag_prefix))
+        self.keep = tuple(k for k in self.keep_content if k not in content)
+
+
+#: Names that say a span's operation (consumed whenever present).
+_OPERATION_KEYS = (semconv.GEN_AI_OPERATION_NAME, aliases.TL_LLM_REQUEST_TYPE, aliases.OI_SPAN_KIND,
+                   aliases.OL_GEN_AI_TYPE)
+
+
+def _layout(attrs: Mapping[str, Any]) -> "_Layout":
+    keys = tuple(attrs)
+    layout = _LAYOUTS.get(keys)
+    if layout is None:
+        layout = _Layout(keys)
+        if len(_LAYOUTS) >= _LAYOUTS_MAX:
+            _LAYOUTS.clear()
+        _LAYOUTS[keys] = layout
+    return layout
+
+
 class _Reader:
     """The fields of one span's attributes, read in one pass; remembers what it used and what was unusable."""
 
     __slots__ = ("attrs", "values", "ranks", "consumed", "invalid")
 
-    def __init__(self, attrs: Mapping[str, Any]) -> None:
+    def __init__(self, attrs: Mapping[str, Any], layout: "_Layout | None" = None) -> None:
         self.attrs = attrs
-        self.values: dict[str, Any] = {}
-        self.ranks: dict[str, int] = {}
-        self.consumed: set[str] = set()
-        unusable: set[str] = set()
-        values, ranks, index = self.values, self.ranks, _INDEX
-        for key, raw in attrs.items():
-            entries = index.get(key)
-            if entries is None:
-                continue
+        values: dict[str, Any] = {}
+        ranks: dict[str, int] = {}
+        consumed: set[str] = set()
+        unusable: list[str] = []
+        text, count, flag = _text, _count, _flag
+        indexed = (layout or _layout(attrs)).indexed
+        for key, entries in indexed:
+            raw = attrs[key]
+            kind = type(raw)
             for field, rank, conv in entries:
-                value = conv(raw)
+                # The common (type, converter) pairs inline; same results as the call.
+                if conv is text and kind is str:
+                    value = raw.strip() or None
+                elif conv is count and kind is int:
+                    value = raw if raw >= 0 else None
+                elif conv is flag and kind is bool:
+                    value = raw
+                else:
+                    value = conv(raw)
                 if value is None:
-                    unusable.add(field)
+                    unusable.append(field)
                     continue
-                self.consumed.add(key)
-                if rank < ranks.get(field, rank + 1):
+                consumed.add(key)
+                if field not in ranks or rank < ranks[field]:
                     values[field] = value
                     ranks[field] = rank
-        self.invalid: list[str] = sorted(unusable.difference(values))
+        self.values = values
+        self.ranks = ranks
+        self.consumed = consumed
+        self.invalid: list[str] = sorted({f for f in unusable if f not in values}) if unusable else []
 
     def mark_invalid(self, field: str) -> None:
         if field not in self.invalid:
@@ -474,13 +529,17 @@ _SCANNED_PREFIXES = (
 
 
 class _KeyScan:
-    """One pass over the attribute names for indexed and prefixed attributes."""
+    """One pass over the attribute names for indexed and prefixed attributes.
 
-    __slots__ = ("tags", "content", "tool_def_keys", "tool_def_indices", "tool_call_pairs",
+    Depends on the names only (so it is shared by every span of one layout, and never
+    modified); the tags' values are read per span by :func:`_tags`.
+    """
+
+    __slots__ = ("tag_keys", "content", "tool_def_keys", "tool_def_indices", "tool_call_pairs",
                  "tool_call_keys", "saw_completion", "chat_keys", "completion_keys")
 
-    def __init__(self, attrs: Mapping[str, Any]) -> None:
-        self.tags: dict[str, str] = {}
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.tag_keys: list[tuple[str, str]] = []
         self.content: list[str] = []
         self.tool_def_keys: list[str] = []
         self.tool_def_indices: set[str] = set()
@@ -491,7 +550,7 @@ class _KeyScan:
         self.completion_keys = False
         tag_prefix = semconv.OTEL_LLM_TAGS_PREFIX
         content_keys = aliases.CONTENT_KEYS
-        for key, value in attrs.items():
+        for key in keys:
             if not key.startswith(_SCANNED_PREFIXES):
                 if key in content_keys:
                     self.content.append(key)
@@ -499,7 +558,7 @@ class _KeyScan:
             if key.startswith(tag_prefix):
                 name = key[len(tag_prefix):]
                 if name:
-                    self.tags[name] = _tag_value(value)
+                    self.tag_keys.append((key, name))
                 continue
             if key in aliases.CONTENT_KEYS or _has_prefix(key, aliases.CONTENT_PREFIXES):
                 self.content.append(key)
@@ -541,6 +600,11 @@ def _has_prefix(key: str, prefixes: Sequence[str]) -> bool:
         if key.startswith(prefix) and (len(key) == len(prefix) or key[len(prefix)] == "."):
             return True
     return False
+
+
+def _tags(attrs: Mapping[str, Any], scan: _KeyScan) -> dict[str, str]:
+    """The span's ``otel_llm.tag.*`` attributes by tag name (a new dict per span)."""
+    return {name: _tag_value(attrs[key]) for key, name in scan.tag_keys} if scan.tag_keys else {}
 
 
 def _tag_value(value: Any) -> str:
@@ -594,8 +658,9 @@ def _tool_calls(reader: _Reader, scan: _KeyScan) -> int | None:
     return None
 
 
-def _invocation_parameters(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
-    for key in aliases.INVOCATION_PARAMETERS:
+def _invocation_parameters(attrs: Mapping[str, Any],
+                           keys: Iterable[str] = aliases.INVOCATION_PARAMETERS) -> Mapping[str, Any]:
+    for key in keys:
         parsed = _parse_json(attrs.get(key))
         if isinstance(parsed, dict):
             return parsed
@@ -735,8 +800,9 @@ def _derive(
         raise MalformedSpan(f"span {span_hex} ends before it starts ({end} < {start})")
 
     attrs = attributes  # only ever read
-    reader = _Reader(attrs)
-    scan = _KeyScan(attrs)
+    layout = _layout(attrs)
+    reader = _Reader(attrs, layout)
+    scan = layout.scan
     field = reader.values.get
 
     parent_hex = None
@@ -749,10 +815,7 @@ def _derive(
         operation = semconv.OP_CHAT
     elif operation is None and scan.completion_keys:
         operation = semconv.OP_TEXT_COMPLETION
-    reader.consumed.update(
-        k for k in (semconv.GEN_AI_OPERATION_NAME, aliases.TL_LLM_REQUEST_TYPE, aliases.OI_SPAN_KIND,
-                    aliases.OL_GEN_AI_TYPE) if k in attrs
-    )
+    reader.consumed.update(layout.operation_keys)
 
     # who: the resource says which service; a span attribute only when the resource does not
     resource = resource_attributes if isinstance(resource_attributes, Mapping) else {}
@@ -764,7 +827,7 @@ def _derive(
         reader.consumed.add(semconv.SERVICE_INSTANCE_ID)
 
     # what
-    params = _invocation_parameters(attrs)
+    params = _invocation_parameters(attrs, layout.parameter_keys) if layout.parameter_keys else {}
     provider = field("provider")
     request_model = field("request_model")
     if reader.ranks.get("request_model", 0) >= _REQUEST_MODEL_LAST_RESORT_RANK or request_model is None:
@@ -804,9 +867,7 @@ def _derive(
 
     # money: what the span reports
     reported, basis = None, semconv.COST_BASIS_REPORTED
-    for key in aliases.COST_USD:
-        if key not in attrs:
-            continue
+    for key in layout.cost_keys:
         value = _money(attrs[key])
         if value is None:
             reader.mark_invalid("cost_usd")
@@ -826,14 +887,16 @@ def _derive(
 
     # the rest worth keeping
     consumed = reader.consumed
-    content = set() if capture_content else set(scan.content)
     kept: dict[str, Any] = {}
-    for key, value in attrs.items():
-        if key in consumed or key in content or key.startswith(semconv.OTEL_LLM_TAGS_PREFIX):
+    for key in layout.keep_content if capture_content else layout.keep:
+        if key in consumed:
             continue
         if len(kept) >= MAX_ATTRIBUTES:
             break
-        kept[key] = _jsonable(value)
+        value = attrs[key]
+        kind = type(value)
+        kept[key] = value if kind is int or kind is bool or (kind is str and len(value) <= MAX_VALUE_CHARS) \
+            else _jsonable(value)
     if reader.invalid:
         kept[semconv.OTEL_LLM_INVALID_FIELDS] = sorted(reader.invalid)
 
@@ -862,7 +925,7 @@ def _derive(
         agent=field("agent"),
         session_id=field("session_id"),
         user_id=field("user_id"),
-        tags=scan.tags,
+        tags=_tags(attrs, scan),
         operation=operation,
         provider=provider,
         server_address=server_address,

@@ -98,14 +98,31 @@ def _fold(name: str) -> str:
     return name.strip().lower().replace(" ", "_").replace("-", "_")
 
 
+#: Names already normalised (a process sees a handful; bounded all the same).
+_NORMALIZED: dict[str, str | None] = {}
+_NORMALIZED_MAX = 1024
+
+
 def normalize_provider(value: Any) -> str | None:
-    """The canonical provider name for ``value``, or None when it is not a usable name."""
-    if not isinstance(value, str):
+    """The canonical provider name for ``value``, or None when it is not a usable name.
+
+    Called for every provider-call span on the derivation hot path, so results are
+    remembered per input string.
+    """
+    if type(value) is str:
+        try:
+            return _NORMALIZED[value]
+        except KeyError:
+            pass
+    elif not isinstance(value, str):
         return None
     folded = _fold(value)
-    if not folded:
-        return None
-    return _ALIASES.get(folded, folded)
+    out = _ALIASES.get(folded, folded) if folded else None
+    if type(value) is str:
+        if len(_NORMALIZED) >= _NORMALIZED_MAX:
+            _NORMALIZED.clear()
+        _NORMALIZED[value] = out
+    return out
 
 
 def is_local(provider: str | None, server_address: str | None) -> bool:
