@@ -243,6 +243,8 @@ def test_opentelemetry_instrument_traces_an_unmodified_script(tmp_path):
             "OTEL_LLM_EXAMPLE_OLLAMA_HOST": ollama_side.url,
             hosts.PROVIDER_HOSTS_ENV: f"127.0.0.1:{openai_side.port}=openai",
             "OTEL_LLM_STREAM_INCLUDE_USAGE": "true",
+            # Other openai/ollama instrumentations, if installed, would add their own spans.
+            "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai,ollama,openai_v2",
         })
         env.pop(semconv.CAPTURE_MESSAGE_CONTENT_ENV, None)
         done = subprocess.run(

@@ -43,6 +43,7 @@ from otel_llm import semconv
 from otel_llm._safety import report, swallow
 from otel_llm.call import LLMCall
 from otel_llm.content import capture_enabled
+from otel_llm.extract import StreamAccumulator
 from otel_llm.instrumentation import _base
 from otel_llm.instrumentation.hosts import HostResolver
 
@@ -99,9 +100,9 @@ def input_messages(path: str, body: Mapping[str, Any]) -> Any:
     return None
 
 
-def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[LLMCall, bool] | None:
-    """The call to record ``_request(cls, method, path, json=..., stream=...)`` on, and whether
-    this instrumentation owns its end; None to pass through."""
+def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[LLMCall, bool, bool] | None:
+    """The call to record ``_request(cls, method, path, json=..., stream=...)`` on, whether this
+    instrumentation owns its end, and whether content is captured; None to pass through."""
     path = args[2] if len(args) > 2 else kwargs.get("url")
     operation = ENDPOINTS.get(path) if isinstance(path, str) else None
     if operation is None:
@@ -117,12 +118,13 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tupl
         resolver = _set_resolver(None)
     ident = resolver.identity(instance._client.base_url)
     tools = _base.count(body.get("tools")) or None
+    capture = capture_enabled()
     if host is not None:
         host.set_attribute(semconv.SERVER_ADDRESS, ident.server_address)
         host.set_attribute(semconv.SERVER_PORT, ident.server_port)
         if tools is not None:
             host.set_tools_offered(tools)
-        return host, False
+        return host, False, capture
     model = body.get("model")
     call = LLMCall(
         operation=operation,
@@ -132,10 +134,10 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tupl
         server_port=ident.server_port,
         stream=bool(kwargs.get("stream", False)),
         tools=tools,
-        input_messages=input_messages(path, body) if capture_enabled() else None,
+        input_messages=input_messages(path, body) if capture else None,
         attributes=request_attributes(body),
     )
-    return call, True
+    return call, True, capture
 
 
 def _failed(call: LLMCall, own: bool, exc: BaseException) -> None:
@@ -147,16 +149,18 @@ def _failed(call: LLMCall, own: bool, exc: BaseException) -> None:
             call.end(exc)
 
 
-def _answered(call: LLMCall, own: bool, result: Any, stream: bool, is_async: bool) -> Any:
+def _answered(call: LLMCall, own: bool, capture: bool, result: Any, stream: bool, is_async: bool) -> Any:
     try:
         if stream:
+            # The client sends the request on the first read, so the span stays current
+            # while chunks are read (an HTTP client span then nests under it).
             if is_async:
                 from otel_llm.streaming import AsyncStreamWrapper
 
-                return AsyncStreamWrapper(call, result)
+                return AsyncStreamWrapper(call, result, StreamAccumulator(capture))
             from otel_llm.streaming import SyncStreamWrapper
 
-            return SyncStreamWrapper(call, result)
+            return SyncStreamWrapper(call, result, StreamAccumulator(capture))
         call.record_response(result)
     except Exception as exc:  # noqa: BLE001 - telemetry never breaks the call
         report("recording an Ollama response", exc)
@@ -165,7 +169,7 @@ def _answered(call: LLMCall, own: bool, result: Any, stream: bool, is_async: boo
     return result
 
 
-def _begin(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[LLMCall, bool] | None:
+def _begin(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[LLMCall, bool, bool] | None:
     try:
         return _start(instance, args, kwargs)
     except Exception as exc:  # noqa: BLE001
@@ -177,26 +181,26 @@ def _request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[st
     started = _begin(instance, args, kwargs)
     if started is None:
         return wrapped(*args, **kwargs)
-    call, own = started
+    call, own, capture = started
     try:
         result = wrapped(*args, **kwargs)
     except BaseException as exc:
         _failed(call, own, exc)
         raise
-    return _answered(call, own, result, bool(kwargs.get("stream", False)), False)
+    return _answered(call, own, capture, result, bool(kwargs.get("stream", False)), False)
 
 
 async def _arequest(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     started = _begin(instance, args, kwargs)
     if started is None:
         return await wrapped(*args, **kwargs)
-    call, own = started
+    call, own, capture = started
     try:
         result = await wrapped(*args, **kwargs)
     except BaseException as exc:
         _failed(call, own, exc)
         raise
-    return _answered(call, own, result, bool(kwargs.get("stream", False)), True)
+    return _answered(call, own, capture, result, bool(kwargs.get("stream", False)), True)
 
 
 def _client_module() -> Any:

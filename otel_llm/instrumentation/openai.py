@@ -67,6 +67,7 @@ from otel_llm import semconv
 from otel_llm._safety import logger, report, swallow
 from otel_llm.call import LLMCall, error_type_of
 from otel_llm.content import capture_enabled
+from otel_llm.extract import StreamAccumulator
 from otel_llm.instrumentation import _base
 from otel_llm.instrumentation.hosts import Identity
 
@@ -189,12 +190,12 @@ class _LogicalCall:
 
     __slots__ = (
         "mode", "host", "operation", "model", "identity", "stream", "tools", "attrs", "messages",
-        "logical_id", "attempts", "current", "backoff", "t0", "sending",
+        "logical_id", "attempts", "current", "backoff", "t0", "sending", "capture",
     )
 
     def __init__(
         self, mode: int, host: LLMCall | None, operation: str, model: Any, identity: Identity,
-        stream: bool, tools: int | None, attrs: dict[str, Any], messages: Any,
+        stream: bool, tools: int | None, attrs: dict[str, Any], messages: Any, capture: bool,
     ) -> None:
         self.mode = mode
         self.host = host
@@ -211,6 +212,7 @@ class _LogicalCall:
         self.backoff: float | None = None
         self.t0 = time.time_ns()
         self.sending = False
+        self.capture = capture
 
     def begin_attempt(self) -> LLMCall | None:
         """Open the span of the next HTTP attempt (or, inside a fallback attempt, reuse it)."""
@@ -267,17 +269,18 @@ class _LogicalCall:
         if call is None or call.ended:
             return result
         try:
-            from openai import AsyncStream, Stream
-
-            if isinstance(result, Stream):
+            kind = _special_kind(result)
+            # The request was sent while the attempt's span was current; reading the body
+            # opens no spans, so the span need not be made current for every chunk.
+            if kind is _SYNC_STREAM:
                 from otel_llm.streaming import SyncStreamWrapper
 
-                return SyncStreamWrapper(call, result)
-            if isinstance(result, AsyncStream):
+                return SyncStreamWrapper(call, result, StreamAccumulator(self.capture), activate=False)
+            if kind is _ASYNC_STREAM:
                 from otel_llm.streaming import AsyncStreamWrapper
 
-                return AsyncStreamWrapper(call, result)
-            if _is_raw_response(result):
+                return AsyncStreamWrapper(call, result, StreamAccumulator(self.capture), activate=False)
+            if kind is _RAW:
                 _record_raw(call, result)
             else:
                 call.record_response(result)
@@ -288,13 +291,35 @@ class _LogicalCall:
         return result
 
 
-def _is_raw_response(result: Any) -> bool:
-    try:
-        from openai._legacy_response import LegacyAPIResponse
-        from openai._response import BaseAPIResponse
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(result, (LegacyAPIResponse, BaseAPIResponse))
+_SYNC_STREAM, _ASYNC_STREAM, _RAW = "stream", "async stream", "raw"
+#: The SDK's stream and raw-response classes -> kind (filled on first use).
+_SPECIAL_TYPES: dict[type, str] = {}
+#: Result classes known to be none of those (parsed models): one dict lookup per call.
+_PLAIN_TYPES: set[type] = set()
+
+
+def _special_kind(result: Any) -> str | None:
+    """Whether a result is a stream, a raw response, or (None) a parsed response."""
+    cls = type(result)
+    if cls in _PLAIN_TYPES:
+        return None
+    if not _SPECIAL_TYPES:
+        from openai import AsyncStream, Stream
+
+        _SPECIAL_TYPES.update({Stream: _SYNC_STREAM, AsyncStream: _ASYNC_STREAM})
+        try:
+            from openai._legacy_response import LegacyAPIResponse
+            from openai._response import BaseAPIResponse
+
+            _SPECIAL_TYPES.update({LegacyAPIResponse: _RAW, BaseAPIResponse: _RAW})
+        except ImportError:  # pragma: no cover - another SDK layout: raw responses go unread
+            pass
+    for base, kind in _SPECIAL_TYPES.items():
+        if isinstance(result, base):
+            return kind
+    if len(_PLAIN_TYPES) < 256:
+        _PLAIN_TYPES.add(cls)
+    return None
 
 
 def _record_raw(call: LLMCall, result: Any) -> None:
@@ -333,11 +358,12 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Log
         settings = _set_settings(_base.Settings.from_options())
     if stream and settings.include_usage and path in _USAGE_OPTION_ENDPOINTS:
         _with_usage_option(options, body)
-    identity = settings.resolver.identity(instance._base_url)
-    messages = input_messages(path, body) if capture_enabled() else None
+    identity = settings.resolver.identity(instance.base_url)
+    capture = capture_enabled()
+    messages = input_messages(path, body) if capture else None
     state = _LogicalCall(
         mode, host, operation, body.get("model"), identity, stream, tools_offered(body),
-        request_attributes(path, body), messages,
+        request_attributes(path, body), messages, capture,
     )
     if host is not None:
         with swallow("recording onto the fallback attempt"):
