@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import queue as queue_module
 import threading
 import time
 import weakref
@@ -126,6 +127,18 @@ class _Flush:
         self.ok = False
 
 
+class _ExportCall:
+    """One ``export`` handed to the export thread; ``done`` is set with its outcome."""
+
+    __slots__ = ("batch", "result", "error", "done")
+
+    def __init__(self, batch: list[RouteObservation]) -> None:
+        self.batch = batch
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
 class QueueFull(Exception):
     """Logged (rate-limited) when ``on_end`` drops a span because the queue is full."""
 
@@ -188,6 +201,11 @@ class RouteObservationProcessor(SpanProcessor):
         self._stopping = False
         self._deadline = 0.0
         self._thread: threading.Thread | None = None
+        self._export_thread: threading.Thread | None = None
+        self._calls: queue_module.SimpleQueue[_ExportCall | None] = queue_module.SimpleQueue()
+        #: Observations derived ahead (while the exporter works), in queue order; they
+        #: count as queued and, with the queue, stay within ``max_queue``.
+        self._ready: list[RouteObservation] = []
         # Counted on application threads (lock-free).
         self._observed = _Counter()
         self._dropped_on_end = _Counter()
@@ -206,6 +224,10 @@ class RouteObservationProcessor(SpanProcessor):
         self._thread = threading.Thread(
             target=self._run, name=f"otel-llm-observations-{self.id}", daemon=True
         )
+        self._export_thread = threading.Thread(
+            target=self._run_exports, args=(self._calls,), name=f"otel-llm-export-{self.id}", daemon=True
+        )
+        self._export_thread.start()
         self._thread.start()
 
     def _after_fork_in_child(self) -> None:
@@ -230,7 +252,7 @@ class RouteObservationProcessor(SpanProcessor):
                 self._dropped_on_end.add()
                 return
             queue = self._queue
-            if len(queue) >= self._max_queue:
+            if len(queue) + len(self._ready) >= self._max_queue:
                 self._dropped_on_end.add()
                 report("queueing a route observation", QueueFull(
                     f"the queue holds {self._max_queue} spans and the exporter is behind; span dropped"))
@@ -247,7 +269,7 @@ class RouteObservationProcessor(SpanProcessor):
         True when that finished within the timeout and the exporter's own flush said so;
         False on timeout, after shutdown, or when called from the worker itself.
         """
-        if self._shutdown or threading.current_thread() is self._thread:
+        if self._shutdown or threading.current_thread() in (self._thread, self._export_thread):
             return False
         timeout_s = max(0.0, timeout_millis / 1000.0)
         marker = _Flush(time.monotonic() + timeout_s)
@@ -299,13 +321,34 @@ class RouteObservationProcessor(SpanProcessor):
             spilled=spilled,
             dropped=self._dropped_on_end.value + self._dropped_worker + exporter_dropped,
             skipped_malformed=self._skipped,
-            queued=len(self._queue),
+            queued=len(self._queue) + len(self._ready),
             retrying=len(pending) if pending is not None else 0,
             in_flight=self._in_flight,
         )
 
     # --- the worker ------------------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._run_worker()
+        finally:
+            self._calls.put(None)  # the export thread ends with the worker
+
+    def _run_exports(self, calls: "queue_module.SimpleQueue[_ExportCall | None]") -> None:
+        """The export thread: runs one ``export`` call at a time for the worker, so that the
+        worker derives the next batch while the exporter waits on its database."""
+        exporter = self._exporter
+        with _suppressed_instrumentation():
+            while True:
+                call = calls.get()
+                if call is None:
+                    return
+                try:
+                    call.result = exporter.export(call.batch)
+                except BaseException as exc:  # noqa: BLE001 - handed back to the worker
+                    call.error = exc
+                call.done.set()
+
+    def _run_worker(self) -> None:
         with _suppressed_instrumentation():
             while True:
                 self._wake.wait(self._wait_time())
@@ -315,7 +358,7 @@ class RouteObservationProcessor(SpanProcessor):
                 except Exception as exc:  # noqa: BLE001 - the worker must outlive any bug
                     report("exporting route observations", exc)
                 if self._stopping:
-                    if self._pending is None and not self._queue:
+                    if self._pending is None and not self._queue and not self._ready:
                         break
                     if time.monotonic() >= self._deadline:
                         self._give_up()
@@ -350,14 +393,23 @@ class RouteObservationProcessor(SpanProcessor):
                 return
             if marker is not None:
                 self._complete(marker)
-            elif not self._queue:
+            elif not self._queue and not self._ready:
                 return
 
     def _take(self) -> tuple[list[RouteObservation], _Flush | None]:
-        """Up to ``batch_size`` spans off the queue, derived; stops at a flush marker."""
-        batch: list[RouteObservation] = []
+        """Up to ``batch_size`` spans off the queue, derived; stops at a flush marker.
+
+        Observations derived ahead come first: they were queued before the rest.
+        """
+        ready = self._ready
+        if len(ready) >= self._batch_size:
+            batch = ready[:self._batch_size]
+            del ready[:self._batch_size]
+            return batch, None
+        batch = ready[:]
+        ready.clear()
         queue = self._queue
-        for _ in range(self._batch_size):
+        for _ in range(self._batch_size - len(batch)):
             try:
                 item = queue.popleft()
             except IndexError:
@@ -384,12 +436,34 @@ class RouteObservationProcessor(SpanProcessor):
             self._skipped += 1
         return observation
 
+    def _derive_ahead(self) -> None:
+        """While the exporter works: derive what is queued now, up to one batch, stopping
+        at a flush marker (which must see everything before it exported first)."""
+        ready, queue, limit = self._ready, self._queue, self._batch_size
+        while len(ready) < limit and not self._stopping:
+            try:
+                item = queue[0]
+            except IndexError:
+                return
+            if isinstance(item, _Flush):
+                return
+            queue.popleft()  # only this thread takes from the left
+            observation = self._derive(item)
+            if observation is not None:
+                ready.append(observation)
+
     def _export(self, batch: list[RouteObservation]) -> bool:
         """Hand ``batch`` to the exporter; False when it is to be retried later."""
         self._in_flight = len(batch)
         self._in_exporter = True
+        call = _ExportCall(batch)
         try:
-            result = self._exporter.export(batch)
+            self._calls.put(call)
+            self._derive_ahead()
+            call.done.wait()
+            if call.error is not None:
+                raise call.error
+            result = call.result
         except Exception as exc:  # noqa: BLE001 - treated as RETRY, per the exporter protocol
             report("exporting route observations (will retry)", exc)
             result = ExportResult.RETRY
@@ -427,6 +501,8 @@ class RouteObservationProcessor(SpanProcessor):
         """Shutdown timed out: count what is left as dropped and release waiting flushes."""
         lost = len(self._pending) if self._pending is not None else 0
         self._pending = None
+        lost += len(self._ready)
+        self._ready.clear()
         markers = list(self._held)
         self._held.clear()
         while True:
