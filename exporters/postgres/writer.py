@@ -4,11 +4,19 @@ One :class:`BatchWriter` per connection. A batch is:
 
 1. converted to rows (a row that cannot even be converted is skipped and reported);
 2. given the daily partitions it needs (created in their own short transaction);
-3. in one transaction: binary ``COPY`` into a temporary staging table, then one
-   statement (``sql/write_chunk.sql``) that moves the rows into ``route_observations``
-   with ``ON CONFLICT DO NOTHING`` and adds exactly the rows it inserted to the rollups.
+3. first the fast way, in one transaction: binary ``COPY`` straight into
+   ``route_observations`` (rows in identity order), then one statement
+   (``sql/write_rollups.sql``) adding the batch's rollup totals and histogram bins,
+   aggregated here in Python (:mod:`exporters.postgres.rollup`). A COPY has no
+   ``ON CONFLICT``: when any row is already stored (a resent batch, a replay, a racing
+   writer), or any value is refused, the whole transaction rolls back and
+4. the batch goes the careful way, in one transaction: binary ``COPY`` into a temporary
+   staging table, then one statement (``sql/write_chunk.sql``) that moves the rows into
+   ``route_observations`` with ``ON CONFLICT DO NOTHING`` and adds exactly the rows it
+   inserted to the rollups.
 
-A batch sent twice therefore lands once and counts once. If PostgreSQL rejects a value
+Either way rows and their rollups commit together, and a batch sent twice lands once
+and counts once. If PostgreSQL rejects a value
 (a NUL byte in a string, a NaN latency, an out-of-range number...), the failing chunk is
 rolled back to its savepoint and split in halves until the bad rows are alone; those are
 skipped and reported, everything else in the batch still lands. Errors that are not about
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import struct
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -29,6 +38,7 @@ import psycopg
 from psycopg.types.json import set_json_dumps
 
 from exporters.postgres.partitions import days_ahead, ensure_partitions, existing_partitions, utc_day
+from exporters.postgres.rollup import ROLLUP_COLUMNS, rollup_params
 from exporters.postgres.schema import load_sql
 from processor.observation import COLUMNS, RouteObservation
 
@@ -103,6 +113,11 @@ class BatchWriter:
         self._oids: list[int] = []
         self._converters: list[Callable[[Any], Any] | None] = []
         self._copy_sql = ""
+        self._direct_copy_sql = ""
+        self._rollup_idx: tuple[int, ...] | None = None
+        self._identity_idx: tuple[int, int] | None = None
+        self._write_chunk_sql = load_sql("write_chunk")
+        self._write_rollups_sql = load_sql("write_rollups")
         self._prepared = False
 
     # -- set-up ----------------------------------------------------------------------
@@ -126,8 +141,14 @@ class BatchWriter:
         self._columns = tuple(c for c in COLUMNS if c in types)
         self._oids = [types[c] for c in self._columns]
         self._converters = [self._converter(types[c]) for c in self._columns]
-        self._copy_sql = "COPY pg_temp.otel_llm_staging ({}) FROM STDIN (FORMAT BINARY)".format(
-            ", ".join(f'"{c}"' for c in self._columns))
+        column_list = ", ".join(f'"{c}"' for c in self._columns)
+        self._copy_sql = f"COPY pg_temp.otel_llm_staging ({column_list}) FROM STDIN (FORMAT BINARY)"
+        self._direct_copy_sql = f"COPY route_observations ({column_list}) FROM STDIN (FORMAT BINARY)"
+        if all(c in self._columns for c in ROLLUP_COLUMNS):
+            self._rollup_idx = tuple(self._columns.index(c) for c in ROLLUP_COLUMNS)
+            self._identity_idx = (self._columns.index("trace_id"), self._columns.index("span_id"))
+        else:
+            self._rollup_idx = None  # an older table: only the careful way knows what to do
         self._known_days.update(existing_partitions(self.conn, self.schema))
         self.conn.commit()
         self._prepared = True
@@ -156,21 +177,22 @@ class BatchWriter:
         self._known_days.clear()
 
     # -- writing ---------------------------------------------------------------------
-    def to_rows(self, batch: Sequence[RouteObservation]) -> tuple[list[tuple], list[tuple[str | None, str | None]], set[date], list[SkippedRow]]:
+    def to_rows(self, batch: Sequence[RouteObservation]) -> tuple[
+            list[tuple], list[tuple[str | None, str | None]], set[date], list[SkippedRow]]:
         """COPY rows in column order, their identities, their UTC days, and the
         observations that could not even be converted (skipped)."""
         rows: list[tuple] = []
         ids: list[tuple[str | None, str | None]] = []
         days: set[date] = set()
         skipped: list[SkippedRow] = []
-        columns = self._columns
-        converters = self._converters
-        started_idx = columns.index("started_at")
+        values_of = operator.attrgetter(*self._columns)
+        conversions = [(i, conv) for i, conv in enumerate(self._converters) if conv is not None]
+        started_idx = self._columns.index("started_at")
         for obs in batch:
             try:
-                values = [getattr(obs, c) for c in columns]
-                for i, conv in enumerate(converters):
-                    if conv is not None and values[i] is not None:
+                values = list(values_of(obs))
+                for i, conv in conversions:
+                    if values[i] is not None:
                         values[i] = conv(values[i])
                 day = utc_day(values[started_idx])
             except Exception as exc:  # noqa: BLE001 - one bad object must not sink the batch
@@ -192,6 +214,9 @@ class BatchWriter:
         result = WriteResult(skipped=list(unconvertible))
         if rows:
             self.ensure_days(days)
+            if self._write_direct(rows):
+                result.inserted = len(rows)
+                return result
             for attempt in range(2):
                 result = WriteResult(skipped=list(unconvertible))
                 try:
@@ -213,6 +238,32 @@ class BatchWriter:
             logger.warning("otel-llm: observation trace_id=%s span_id=%s was not stored: %s",
                            row.trace_id, row.span_id, row.reason)
         return result
+
+    def _write_direct(self, rows: list[tuple]) -> bool:
+        """The fast way (see the module docstring); False, with nothing written, when the
+        batch must go the careful way."""
+        if self._rollup_idx is None or self._identity_idx is None:
+            return False
+        try:
+            t, s = self._identity_idx
+            ordered = sorted(rows, key=lambda r: (r[t], r[s]))  # one lock order for racing writers
+            params = rollup_params(ordered, self._rollup_idx)
+        except Exception:  # noqa: BLE001 - odd values: the careful way reports them row by row
+            return False
+        try:
+            with self.conn.transaction():
+                cur = self.conn.cursor()
+                with cur.copy(self._direct_copy_sql) as copy:
+                    copy.set_types(self._oids)
+                    for row in ordered:
+                        copy.write_row(row)
+                cur.execute(self._write_rollups_sql, params, prepare=True)
+        except Exception as exc:
+            if is_row_fault(exc):  # already stored, a refused value, a missing partition
+                return False
+            self._rollback_quietly()
+            raise
+        return True
 
     def _write_isolating(self, rows: list[tuple], ids: list[tuple[str | None, str | None]],
                          result: WriteResult, *, partition_retry: bool) -> None:
@@ -239,7 +290,7 @@ class BatchWriter:
             copy.set_types(self._oids)
             for row in rows:
                 copy.write_row(row)
-        inserted, _staged, _rollup_rows = cur.execute(load_sql("write_chunk")).fetchone()
+        inserted, _staged, _rollup_rows = cur.execute(self._write_chunk_sql).fetchone()
         return int(inserted)
 
     def _rollback_quietly(self) -> None:

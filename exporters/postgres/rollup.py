@@ -1,0 +1,134 @@
+"""A batch's rollup deltas, aggregated in Python for ``sql/write_rollups.sql``.
+
+When the writer stores a whole batch with a plain COPY, every row is new, so the rollups
+grow by exactly the batch's totals. Aggregating them here (a few dict updates per row)
+and sending one row per minute group, plus its histogram bins, costs the database far
+less than aggregating the raw rows in SQL. The arithmetic is that of
+``sql/write_chunk.sql``: keys are the UTC minute and route/agent/model/provider/operation
+with NULL as ``''``; token sums skip NULLs and are 0 when all are NULL; ``cost_usd`` sums
+the known costs (0 when none) and ``n_cost`` counts them; latency and TTFT bins
+(:func:`exporters.postgres.histogram.bucket`, the twin of SQL ``hist_bucket``) count
+successful calls only.
+"""
+
+from __future__ import annotations
+
+from datetime import timezone
+from decimal import Decimal
+from typing import Any, Sequence
+
+from exporters.postgres.histogram import bucket
+
+#: The row values the rollups read, in the order :func:`rollup_params` expects their indices.
+ROLLUP_COLUMNS: tuple[str, ...] = (
+    "started_at", "route", "agent", "request_model", "provider", "operation", "ok", "fallback",
+    "duration_ms", "ttft_ms", "input_tokens", "output_tokens", "cached_input_tokens",
+    "reasoning_tokens", "cost_usd",
+)
+
+_KEY_NAMES = ("route", "agent", "request_model", "provider", "operation")
+_SUM_NAMES = ("n", "n_ok", "n_fallback", "input_tokens", "output_tokens", "cached_input_tokens",
+              "reasoning_tokens", "cost_usd", "n_cost", "duration_ms_ok_sum")
+_UTC = timezone.utc
+
+
+def rollup_params(rows: Sequence[Sequence[Any]], idx: Sequence[int]) -> dict[str, list[Any]]:
+    """Parameters of ``write_rollups.sql`` for ``rows`` (COPY rows; ``idx`` locates
+    :data:`ROLLUP_COLUMNS` in them). Raises ``TypeError``/``ValueError`` for values the
+    rollups cannot key or add up; the writer then takes the careful way."""
+    (i_st, i_route, i_agent, i_model, i_provider, i_op, i_ok, i_fallback, i_dur, i_ttft,
+     i_in, i_out, i_cached, i_reasoning, i_cost) = idx
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    bins: dict[tuple[Any, ...], int] = {}
+    for r in rows:
+        started = r[i_st]
+        if started.tzinfo is not _UTC:
+            started = started.astimezone(_UTC)
+        route, agent, model, provider, op = r[i_route], r[i_agent], r[i_model], r[i_provider], r[i_op]
+        key = (started.replace(second=0, microsecond=0),
+               "" if route is None else route, "" if agent is None else agent,
+               "" if model is None else model, "" if provider is None else provider,
+               "" if op is None else op)
+        acc = groups.get(key)
+        if acc is None:
+            if any(type(k) is not str for k in key[1:]):
+                raise TypeError(f"rollup key values must be text: {key[1:]!r}")
+            acc = groups[key] = [0, 0, 0, 0, 0, 0, 0, Decimal(0), 0, 0.0]
+        acc[0] += 1
+        if r[i_fallback]:
+            acc[2] += 1
+        value = r[i_in]
+        if value is not None:
+            acc[3] += value
+        value = r[i_out]
+        if value is not None:
+            acc[4] += value
+        value = r[i_cached]
+        if value is not None:
+            acc[5] += value
+        value = r[i_reasoning]
+        if value is not None:
+            acc[6] += value
+        value = r[i_cost]
+        if value is not None:
+            acc[7] += value
+            acc[8] += 1
+        if r[i_ok]:
+            acc[1] += 1
+            duration = r[i_dur]
+            acc[9] += duration
+            b = ("lat", key, bucket(duration))
+            bins[b] = bins.get(b, 0) + 1
+            ttft = r[i_ttft]
+            if ttft is not None:
+                b = ("ttft", key, bucket(ttft))
+                bins[b] = bins.get(b, 0) + 1
+    # The hour and route-hour levels add up the minute groups (far fewer than rows).
+    hours: dict[tuple[Any, ...], list[Any]] = {}
+    routes: dict[tuple[Any, ...], list[Any]] = {}
+    hour_of: dict[Any, Any] = {}
+    for key, acc in groups.items():
+        minute = key[0]
+        hour = hour_of.get(minute)
+        if hour is None:
+            hour = hour_of[minute] = minute.replace(minute=0)
+        _add(hours, (hour, *key[1:]), acc)
+        _add(routes, (hour, key[1]), acc)
+    hists: dict[str, dict[tuple[Any, ...], dict[int, int]]] = {"m": {}, "h": {}, "r": {}}
+    for (kind, key, b), c in bins.items():
+        hour = hour_of[key[0]]
+        for level, level_key in (("m", key), ("h", (hour, *key[1:])), ("r", (hour, key[1]))):
+            per_kind = hists[level].setdefault((kind, level_key), {})
+            per_kind[b] = per_kind.get(b, 0) + c
+    params: dict[str, list[Any]] = {}
+    for level, level_groups, names in (("m", groups, _KEY_NAMES), ("h", hours, _KEY_NAMES),
+                                       ("r", routes, _KEY_NAMES[:1])):
+        params[f"{level}_ts"] = [k[0] for k in level_groups]
+        for pos, name in enumerate(names, start=1):
+            params[f"{level}_{name}"] = [k[pos] for k in level_groups]
+        for pos, name in enumerate(_SUM_NAMES):
+            params[f"{level}_{name}"] = [acc[pos] for acc in level_groups.values()]
+        level_hists = hists[level]
+        for kind in ("lat", "ttft"):
+            idx_col, cnt_col = [], []
+            for key in level_groups:
+                hist = level_hists.get((kind, key))
+                if hist:
+                    buckets = sorted(hist)
+                    idx_col.append("{" + ",".join(map(str, buckets)) + "}")
+                    cnt_col.append("{" + ",".join(str(hist[b]) for b in buckets) + "}")
+                else:
+                    idx_col.append("{}")
+                    cnt_col.append("{}")
+            params[f"{level}_{kind}_idx"] = idx_col
+            params[f"{level}_{kind}_cnt"] = cnt_col
+    return params
+
+
+def _add(into: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...], acc: list[Any]) -> None:
+    total = into.get(key)
+    if total is None:
+        into[key] = list(acc)
+    else:
+        for i, value in enumerate(acc):
+            total[i] += value
