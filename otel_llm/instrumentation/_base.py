@@ -122,7 +122,11 @@ def number(value: Any) -> float | int | None:
 
 def count(value: Any) -> int | None:
     """Length of a non-string sequence (tools offered), else None."""
-    if value is None or isinstance(value, (str, bytes, Mapping)):
+    if value is None:
+        return None
+    if type(value) is list:
+        return len(value)
+    if isinstance(value, (str, bytes, Mapping)):
         return None
     try:
         return len(value)

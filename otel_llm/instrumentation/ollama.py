@@ -111,13 +111,13 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tupl
     if mode == _base.OFF or mode == _base.NESTED:
         return None
     body = kwargs.get("json")
-    if not isinstance(body, Mapping):
+    if type(body) is not dict and not isinstance(body, Mapping):
         body = {}
     resolver = _resolver
     if resolver is None:
         resolver = _set_resolver(None)
     ident = resolver.identity(instance._client.base_url)
-    tools = _base.count(body.get("tools")) or None
+    tools = _base.count(body.get("tools")) or None  # the client always sends a list; [] is none
     capture = capture_enabled()
     if host is not None:
         host.set_attribute(semconv.SERVER_ADDRESS, ident.server_address)

@@ -350,7 +350,7 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Log
     if mode == _base.OFF or mode == _base.NESTED:
         return None
     body = options.json_data
-    if not isinstance(body, Mapping):
+    if type(body) is not dict and not isinstance(body, Mapping):
         body = {}
     stream = bool(kwargs.get("stream", False) or body.get("stream"))
     settings = _settings
