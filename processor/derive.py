@@ -327,9 +327,28 @@ def _time_ns(value: Any) -> int | None:
     return out if out else None
 
 
+#: (type, status code) -> is it ERROR; a span's status is one of a handful of values.
+_ERROR_STATUS: dict[tuple[type, Any], bool] = {}
+
+
 def _is_error_status(code: Any) -> bool:
     if code is None:
         return False
+    key = (type(code), code)
+    try:
+        return _ERROR_STATUS[key]
+    except (KeyError, TypeError):  # TypeError: unhashable
+        pass
+    out = _error_status(code)
+    try:
+        if len(_ERROR_STATUS) < 256:
+            _ERROR_STATUS[key] = out
+    except TypeError:
+        pass
+    return out
+
+
+def _error_status(code: Any) -> bool:
     value = getattr(code, "value", code)
     if isinstance(value, int) and not isinstance(value, bool):
         return value == _STATUS_ERROR
@@ -434,13 +453,22 @@ class _Layout:
     """Everything about a span's attributes that depends only on their names, worked out
     once per distinct set of names: which attributes feed which fields, and the key scan."""
 
-    __slots__ = ("indexed", "scan", "operation_keys", "cost_keys", "parameter_keys", "keep", "keep_content")
+    __slots__ = ("reads", "read_keys", "scan", "operation_keys", "cost_keys", "parameter_keys", "keep", "keep_content")
 
     def __init__(self, keys: tuple[str, ...]) -> None:
         index = _INDEX
         present = set(keys)
-        self.indexed: tuple[tuple[str, tuple[tuple[str, int, Callable[[Any], Any]], ...]], ...] = tuple(
-            (key, index[key]) for key in keys if key in index)
+        candidates: dict[str, int] = {}
+        for key in keys:
+            for field, _rank, _conv in index.get(key, ()):
+                candidates[field] = candidates.get(field, 0) + 1
+        #: (attribute, field, rank, converter, inline conversion, rank matters), in the
+        #: span's order. A field fed by one attribute of this layout needs no rank check.
+        self.reads: tuple[tuple[str, str, int, Callable[[Any], Any], int, bool], ...] = tuple(
+            (key, field, rank, conv, _INLINE.get(conv, 0),
+             candidates[field] > 1 or field in _RANKED_FIELDS)
+            for key in keys for field, rank, conv in index.get(key, ()))
+        self.read_keys = frozenset(r[0] for r in self.reads)
         self.scan = scan = _KeyScan(keys)
         self.operation_keys = tuple(k for k in _OPERATION_KEYS if k in present)
         self.cost_keys = tuple(k for k in aliases.COST_USD if k in present)
@@ -451,6 +479,11 @@ class _Layout:
         self.keep_content = tuple(k for k in keys if not k.startswith(tag_prefix))
         self.keep = tuple(k for k in self.keep_content if k not in content)
 
+
+#: Converters :class:`_Reader` inlines for their usual type (1: str, 2: int, 3: bool).
+_INLINE: dict[Callable[[Any], Any], int] = {_text: 1, _count: 2, _flag: 3}
+#: Fields whose winning rank is read after the pass.
+_RANKED_FIELDS = frozenset({"request_model"})
 
 #: Names that say a span's operation (consumed whenever present).
 _OPERATION_KEYS = (semconv.GEN_AI_OPERATION_NAME, aliases.TL_LLM_REQUEST_TYPE, aliases.OI_SPAN_KIND,
@@ -477,30 +510,36 @@ class _Reader:
         self.attrs = attrs
         values: dict[str, Any] = {}
         ranks: dict[str, int] = {}
-        consumed: set[str] = set()
         unusable: list[str] = []
-        text, count, flag = _text, _count, _flag
-        indexed = (layout or _layout(attrs)).indexed
-        for key, entries in indexed:
+        failed_keys: list[str] = []
+        layout = layout or _layout(attrs)
+        for key, field, rank, conv, inline, ranked in layout.reads:
             raw = attrs[key]
             kind = type(raw)
-            for field, rank, conv in entries:
-                # The common (type, converter) pairs inline; same results as the call.
-                if conv is text and kind is str:
-                    value = raw.strip() or None
-                elif conv is count and kind is int:
-                    value = raw if raw >= 0 else None
-                elif conv is flag and kind is bool:
-                    value = raw
-                else:
-                    value = conv(raw)
-                if value is None:
-                    unusable.append(field)
-                    continue
-                consumed.add(key)
-                if field not in ranks or rank < ranks[field]:
-                    values[field] = value
-                    ranks[field] = rank
+            # The common (converter, type) pairs inline; same results as the call.
+            if inline == 1 and kind is str:
+                value = raw.strip() or None
+            elif inline == 2 and kind is int:
+                value = raw if raw >= 0 else None
+            elif inline == 3 and kind is bool:
+                value = raw
+            else:
+                value = conv(raw)
+            if value is None:
+                unusable.append(field)
+                failed_keys.append(key)
+                continue
+            if not ranked:
+                values[field] = value
+            elif field not in ranks or rank < ranks[field]:
+                values[field] = value
+                ranks[field] = rank
+        # Every attribute read is consumed when any field could use its value.
+        consumed = set(layout.read_keys)
+        for key in failed_keys:
+            raw = attrs[key]
+            if all(conv(raw) is None for _field, _rank, conv in _INDEX[key]):
+                consumed.discard(key)
         self.values = values
         self.ranks = ranks
         self.consumed = consumed
@@ -718,7 +757,9 @@ def derive(
         status = span.status
         resource = span.resource
         start, end = span.start_time, span.end_time
-        events = span.events
+        status_code = getattr(status, "status_code", None)
+        # Events only name the error of a failed call; reading them costs a copy.
+        events = span.events if _is_error_status(status_code) else ()
     except Exception as exc:  # noqa: BLE001
         raise MalformedSpan(f"span cannot be read: {exc}") from exc
     if ctx is None:
@@ -731,7 +772,7 @@ def derive(
         end_time_ns=end,
         attributes=attributes,
         operation=operation,
-        status_code=getattr(status, "status_code", None),
+        status_code=status_code,
         resource_attributes=getattr(resource, "attributes", None),
         events=events or (),
         capture_content=capture_content,

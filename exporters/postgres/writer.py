@@ -62,9 +62,15 @@ def is_row_fault(exc: BaseException) -> bool:
     return isinstance(exc, ROW_FAULT_PY_ERRORS)
 
 
+#: One encoder for every row (``json.dumps`` with these options builds a new one per call).
+_JSON = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False)
+
+
 def _json_dumps(obj: Any) -> str:
     """JSON for jsonb columns; values JSON cannot express are stored as their text."""
-    return json.dumps(obj, default=str, separators=(",", ":"), ensure_ascii=False)
+    if not obj and type(obj) is dict:
+        return "{}"  # most rows' tags
+    return _JSON.encode(obj)
 
 
 @dataclass(frozen=True, slots=True)
