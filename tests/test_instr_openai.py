@@ -567,3 +567,13 @@ async def test_concurrent_calls_keep_their_spans_and_scopes_apart(aclient, spans
         assert span.attributes[semconv.SESSION_ID] == f"session-{agent}"
         assert span.parent.span_id == parent_id
     assert len({s.attributes[semconv.OTEL_LLM_LOGICAL_CALL_ID] for s in by_agent.values()}) == len(agents)
+
+
+def test_a_call_that_fails_before_any_http_attempt_is_still_recorded(client, fake, spans):
+    with pytest.raises(TypeError):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": object()}])
+    assert fake.bodies("/chat/completions") == []  # nothing reached the provider
+    span = one_span(spans)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[semconv.ERROR_TYPE] == "TypeError"
+    assert semconv.HTTP_RESPONSE_STATUS_CODE not in span.attributes

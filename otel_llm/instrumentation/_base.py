@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import wrapt
-from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_llm.call import LLMCall, enclosing_inference_span
@@ -139,10 +138,3 @@ def is_patched(cls: type, name: str) -> bool:
     record every call twice)."""
     return isinstance(vars(cls).get(name), wrapt.FunctionWrapper)
 
-
-def detach_quietly(token: object) -> None:
-    """Detach a context token; a mismatch (already detached) is not the host's problem."""
-    try:
-        otel_context.detach(token)  # type: ignore[arg-type]
-    except Exception:  # noqa: BLE001 - the SDK logs mismatches itself
-        pass
