@@ -13,7 +13,7 @@ successful calls only.
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Sequence
 
@@ -29,7 +29,8 @@ ROLLUP_COLUMNS: tuple[str, ...] = (
 _KEY_NAMES = ("route", "agent", "request_model", "provider", "operation")
 _SUM_NAMES = ("n", "n_ok", "n_fallback", "input_tokens", "output_tokens", "cached_input_tokens",
               "reasoning_tokens", "cost_usd", "n_cost", "duration_ms_ok_sum")
-_UTC = timezone.utc
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MINUTE = timedelta(minutes=1)
 
 
 def rollup_params(rows: Sequence[Sequence[Any]], idx: Sequence[int]) -> dict[str, list[Any]]:
@@ -41,11 +42,10 @@ def rollup_params(rows: Sequence[Sequence[Any]], idx: Sequence[int]) -> dict[str
     groups: dict[tuple[Any, ...], list[Any]] = {}
     bins: dict[tuple[Any, ...], int] = {}
     for r in rows:
-        started = r[i_st]
-        if started.tzinfo is not _UTC:
-            started = started.astimezone(_UTC)
+        # Minutes since the epoch (an aware time of any zone; a naive one raises).
+        minute = (r[i_st] - _EPOCH) // _MINUTE
         route, agent, model, provider, op = r[i_route], r[i_agent], r[i_model], r[i_provider], r[i_op]
-        key = (started.replace(second=0, microsecond=0),
+        key = (minute,
                "" if route is None else route, "" if agent is None else agent,
                "" if model is None else model, "" if provider is None else provider,
                "" if op is None else op)
@@ -86,24 +86,20 @@ def rollup_params(rows: Sequence[Sequence[Any]], idx: Sequence[int]) -> dict[str
     # The hour and route-hour levels add up the minute groups (far fewer than rows).
     hours: dict[tuple[Any, ...], list[Any]] = {}
     routes: dict[tuple[Any, ...], list[Any]] = {}
-    hour_of: dict[Any, Any] = {}
     for key, acc in groups.items():
-        minute = key[0]
-        hour = hour_of.get(minute)
-        if hour is None:
-            hour = hour_of[minute] = minute.replace(minute=0)
+        hour = key[0] // 60 * 60
         _add(hours, (hour, *key[1:]), acc)
         _add(routes, (hour, key[1]), acc)
     hists: dict[str, dict[tuple[Any, ...], dict[int, int]]] = {"m": {}, "h": {}, "r": {}}
     for (kind, key, b), c in bins.items():
-        hour = hour_of[key[0]]
+        hour = key[0] // 60 * 60
         for level, level_key in (("m", key), ("h", (hour, *key[1:])), ("r", (hour, key[1]))):
             per_kind = hists[level].setdefault((kind, level_key), {})
             per_kind[b] = per_kind.get(b, 0) + c
     params: dict[str, list[Any]] = {}
     for level, level_groups, names in (("m", groups, _KEY_NAMES), ("h", hours, _KEY_NAMES),
                                        ("r", routes, _KEY_NAMES[:1])):
-        params[f"{level}_ts"] = [k[0] for k in level_groups]
+        params[f"{level}_ts"] = [_EPOCH + k[0] * _MINUTE for k in level_groups]
         for pos, name in enumerate(names, start=1):
             params[f"{level}_{name}"] = [k[pos] for k in level_groups]
         for pos, name in enumerate(_SUM_NAMES):

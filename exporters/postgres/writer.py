@@ -191,21 +191,35 @@ class BatchWriter:
         ids: list[tuple[str | None, str | None]] = []
         days: set[date] = set()
         skipped: list[SkippedRow] = []
-        values_of = operator.attrgetter(*self._columns)
+        columns = self._columns
+        values_of = operator.attrgetter(*columns) if len(columns) > 1 else (lambda o: (getattr(o, columns[0]),))
         conversions = [(i, conv) for i, conv in enumerate(self._converters) if conv is not None]
-        started_idx = self._columns.index("started_at")
+        started_idx = columns.index("started_at")
+        trace_idx = columns.index("trace_id") if "trace_id" in columns else None
+        span_idx = columns.index("span_id") if "span_id" in columns else None
+        utc = timezone.utc
         for obs in batch:
             try:
-                values = list(values_of(obs))
+                row = values_of(obs)
+                fixed: list[Any] | None = None
                 for i, conv in conversions:
-                    if values[i] is not None:
-                        values[i] = conv(values[i])
-                day = utc_day(values[started_idx])
+                    value = row[i]
+                    if value is not None:
+                        converted = conv(value)
+                        if converted is not value:
+                            if fixed is None:
+                                fixed = list(row)
+                            fixed[i] = converted
+                if fixed is not None:
+                    row = tuple(fixed)
+                started = row[started_idx]
+                day = started.date() if started.tzinfo is utc else utc_day(started)
             except Exception as exc:  # noqa: BLE001 - one bad object must not sink the batch
                 skipped.append(SkippedRow(*_identity(obs), f"{type(exc).__name__}: {exc}"))
                 continue
-            rows.append(tuple(values))
-            ids.append(_identity(obs))
+            rows.append(row)
+            ids.append((row[trace_idx] if trace_idx is not None else None,
+                        row[span_idx] if span_idx is not None else None))
             days.add(day)
         return rows, ids, days, skipped
 
