@@ -20,6 +20,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from otel_llm import semconv
+from otel_llm._async_with import AsyncWithToo
 from otel_llm._safety import report, swallow
 from otel_llm._tracer import tracer
 from otel_llm.metrics import METRIC_ATTRIBUTE_KEYS, record_call
@@ -71,7 +72,7 @@ def enclosing_inference_span() -> Span | None:
     return span
 
 
-class LLMCall:
+class LLMCall(AsyncWithToo):
     """Handle on one in-flight LLM call; returned by :func:`llm_span`.
 
     Record what the response said with :meth:`set_response`, :meth:`set_usage`,
@@ -425,19 +426,9 @@ class LLMCall:
     ) -> None:
         self.end(exc)
 
-    async def __aenter__(self) -> "LLMCall":
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
 
-class llm_span:  # noqa: N801 - used like a function: ``with otel_llm.llm_span(...)``
+class llm_span(AsyncWithToo):  # noqa: N801 - used like a function: ``with otel_llm.llm_span(...)``
     """Open an inference span for one provider call; yields an :class:`LLMCall`.
 
     Usable with ``with`` and ``async with``. Attributes sampling needs (operation,
@@ -492,13 +483,3 @@ class llm_span:  # noqa: N801 - used like a function: ``with otel_llm.llm_span(.
         if self._call is not None:
             self._call.__exit__(exc_type, exc, tb)
 
-    async def __aenter__(self) -> LLMCall:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)

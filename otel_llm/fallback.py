@@ -46,6 +46,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from otel_llm import semconv
+from otel_llm._async_with import AsyncWithToo
 from otel_llm._safety import report, swallow
 from otel_llm._tracer import tracer
 from otel_llm.call import LLMCall, error_type_of
@@ -167,7 +168,7 @@ def _as_target(value: Any) -> Target:
     raise TypeError(f"fallback targets must be Target objects (or mappings of its fields), got {value!r}")
 
 
-class FallbackChain:
+class FallbackChain(AsyncWithToo):
     """A reusable, immutable definition: a name and the targets to try, in order.
 
     One chain object may be shared by many threads and tasks; each use (``run``,
@@ -253,16 +254,6 @@ class FallbackChain:
         if isinstance(active, ChainRun) and active.chain is self:
             active.__exit__(exc_type, exc, tb)
 
-    async def __aenter__(self) -> "ChainRun":
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
 
 def fallback_chain(
@@ -327,7 +318,7 @@ def current_attempt() -> "Attempt | None":
     return None
 
 
-class ChainRun:
+class ChainRun(AsyncWithToo):
     """One use of a chain: its span, its attempts and how it ended."""
 
     __slots__ = (
@@ -406,16 +397,6 @@ class ChainRun:
     ) -> None:
         self.close(exc)
 
-    async def __aenter__(self) -> "ChainRun":
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close(exc)
 
     # --- routing decisions ----------------------------------------------------------
     def add_routing(self, attributes: Mapping[str, Any]) -> None:
@@ -502,7 +483,7 @@ class ChainRun:
         return result
 
 
-class Attempt:
+class Attempt(AsyncWithToo):
     """One try of one target: enter it with ``with`` (or ``async with``) to get its :class:`LLMCall`.
 
     Leaving the block normally makes this the chain's answer. An error the chain falls
@@ -615,16 +596,6 @@ class Attempt:
         run._close_if_auto()
         return False
 
-    async def __aenter__(self) -> LLMCall:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        return self.__exit__(exc_type, exc, tb)
 
     def _falls_back_on(self, exc: BaseException) -> bool:
         if not isinstance(exc, Exception) or isinstance(exc, ChainUsageError):

@@ -23,6 +23,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otel_llm import semconv
+from otel_llm._async_with import AsyncWithToo
 from otel_llm._safety import swallow
 
 #: Tags are free-form but meant for grouping; values longer than this are cut.
@@ -108,7 +109,7 @@ def _check_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
     return out
 
 
-class scope:  # noqa: N801 - used like a function: ``with otel_llm.scope(...)``
+class scope(AsyncWithToo):  # noqa: N801 - used like a function: ``with otel_llm.scope(...)``
     """Set agent, session, user, route, conversation and tags for the block.
 
     Nested scopes inherit what they do not override; tags merge. The merge happens
@@ -213,23 +214,15 @@ class scope:  # noqa: N801 - used like a function: ``with otel_llm.scope(...)``
         if self._span_cm is not None:
             with swallow("closing the invoke_agent span"):
                 if exc is not None and self._span is not None:
-                    self._span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
+                    from otel_llm.call import error_type_of  # call imports this module
+
+                    self._span.set_attribute(semconv.ERROR_TYPE, error_type_of(exc))
                 self._span_cm.__exit__(exc_type, exc, tb)
             self._span_cm = None
         if self._token is not None:
             _current.reset(self._token)
             self._token = None
 
-    async def __aenter__(self) -> "scope":
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
 
 def agent(name: str, *, id: str | None = None, invoke_agent_span: bool = False) -> scope:  # noqa: A002

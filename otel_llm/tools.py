@@ -18,6 +18,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from otel_llm import content, semconv
+from otel_llm._async_with import AsyncWithToo
 from otel_llm._safety import swallow
 from otel_llm._tracer import tracer
 from otel_llm.call import error_type_of
@@ -60,7 +61,7 @@ class ToolCall:
             self.span.set_attribute(key, value)
 
 
-class tool_span:  # noqa: N801 - used like a function: ``with otel_llm.tool_span(...)``
+class tool_span(AsyncWithToo):  # noqa: N801 - used like a function: ``with otel_llm.tool_span(...)``
     """Run the block as an ``execute_tool {name}`` span (INTERNAL); yields a :class:`ToolCall`.
 
     ``call_id`` is the id the model gave the tool call (links the execution to the
@@ -133,13 +134,3 @@ class tool_span:  # noqa: N801 - used like a function: ``with otel_llm.tool_span
                 span.set_status(Status(StatusCode.ERROR, f"{etype}: {exc}"[:512]))
             span.end()
 
-    async def __aenter__(self) -> ToolCall:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
