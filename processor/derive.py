@@ -60,7 +60,7 @@ from typing import Any, Protocol
 
 from otel_llm import semconv
 from processor import aliases
-from processor.observation import RouteObservation
+from processor.observation import COLUMNS, RouteObservation
 from processor.providers import is_local, normalize_provider
 
 #: Computes a call's cost from its observation (tokens, provider, model, time), or None.
@@ -78,6 +78,53 @@ _ERROR_STATUS_NAMES = frozenset({"ERROR", "STATUS_CODE_ERROR", "2"})
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 _OUR_COST_BASES = frozenset({semconv.COST_BASIS_REPORTED, semconv.COST_BASIS_COMPUTED, semconv.COST_BASIS_LOCAL})
+
+
+#: The order :func:`_derive` passes the fields in; it must be the declaration order.
+_FIELD_ORDER = (
+    "trace_id",
+    "span_id",
+    "started_at",
+    "duration_ms",
+    "parent_span_id",
+    "logical_call_id",
+    "ttft_ms",
+    "service_name",
+    "instance_id",
+    "agent",
+    "session_id",
+    "user_id",
+    "tags",
+    "operation",
+    "provider",
+    "server_address",
+    "request_model",
+    "response_model",
+    "route",
+    "attempt",
+    "fallback",
+    "stream",
+    "ok",
+    "error_type",
+    "http_status",
+    "finish_reason",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_creation_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "tools_offered",
+    "tool_calls",
+    "cost_usd",
+    "cost_basis",
+    "computed_cost_usd",
+    "routing_complexity",
+    "routing_score",
+    "attributes",
+)
+if _FIELD_ORDER != COLUMNS:  # pragma: no cover - guards an edit of RouteObservation
+    raise ImportError("processor.derive passes RouteObservation's fields by position: "
+                      "update _derive and _FIELD_ORDER to the new field order")
 
 
 class MalformedSpan(ValueError):
@@ -300,6 +347,8 @@ def _money(value: Any) -> Decimal | None:
 
 
 _HEX_FORMAT = {32: "032x", 16: "016x"}
+_TRACE_ID_LIMIT = 1 << 128
+_SPAN_ID_LIMIT = 1 << 64
 _ID_LIMIT = {32: 1 << 128, 16: 1 << 64}
 
 
@@ -830,11 +879,19 @@ def _derive(
     capture_content: bool,
     pricer: Pricer | None,
 ) -> RouteObservation:
-    trace_hex = _hex_id(trace_id, 32)
-    span_hex = _hex_id(span_id, 16)
+    # SDK spans carry int ids and times: those inline, anything else through the converters.
+    if type(trace_id) is int and 0 < trace_id < _TRACE_ID_LIMIT:
+        trace_hex: str | None = format(trace_id, "032x")
+    else:
+        trace_hex = _hex_id(trace_id, 32)
+    if type(span_id) is int and 0 < span_id < _SPAN_ID_LIMIT:
+        span_hex: str | None = format(span_id, "016x")
+    else:
+        span_hex = _hex_id(span_id, 16)
     if trace_hex is None or span_hex is None:
         raise MalformedSpan(f"unusable trace/span id: {trace_id!r}/{span_id!r}")
-    start, end = _time_ns(start_time_ns), _time_ns(end_time_ns)
+    start = start_time_ns if type(start_time_ns) is int and start_time_ns > 0 else _time_ns(start_time_ns)
+    end = end_time_ns if type(end_time_ns) is int and end_time_ns > 0 else _time_ns(end_time_ns)
     if start is None or end is None:
         raise MalformedSpan(f"span {span_hex} has no usable start/end time: {start_time_ns!r}/{end_time_ns!r}")
     if end < start:
@@ -953,46 +1010,48 @@ def _derive(
     else:
         cost, cost_basis, use_pricer = None, semconv.COST_BASIS_UNKNOWN, pricer is not None
 
+    # Positional, in field order (checked at import by _FIELD_ORDER): a third cheaper
+    # than 40 keywords, on the path every observation takes.
     observation = RouteObservation(
-        trace_id=trace_hex,
-        span_id=span_hex,
-        started_at=_EPOCH + timedelta(microseconds=start // 1000),
-        duration_ms=(end - start) / 1e6,
-        parent_span_id=parent_hex,
-        logical_call_id=logical_call_id,
-        ttft_ms=ttft_s * 1000.0 if ttft_s is not None else None,
-        service_name=service_name,
-        instance_id=instance_id,
-        agent=field("agent"),
-        session_id=field("session_id"),
-        user_id=field("user_id"),
-        tags=_tags(attrs, scan),
-        operation=operation,
-        provider=provider,
-        server_address=server_address,
-        request_model=request_model,
-        response_model=response_model,
-        route=route,
-        attempt=field("attempt"),
-        fallback=field("fallback"),
-        stream=stream,
-        ok=ok,
-        error_type=error_type,
-        http_status=field("http_status"),
-        finish_reason=field("finish_reason"),
-        input_tokens=field("input_tokens"),
-        cached_input_tokens=field("cached_input_tokens"),
-        cache_creation_input_tokens=field("cache_creation_input_tokens"),
-        output_tokens=field("output_tokens"),
-        reasoning_tokens=field("reasoning_tokens"),
-        tools_offered=tools_offered,
-        tool_calls=tool_calls,
-        cost_usd=cost,
-        cost_basis=cost_basis,
-        computed_cost_usd=computed_cost,
-        routing_complexity=field("routing_complexity"),
-        routing_score=field("routing_score"),
-        attributes=kept,
+        trace_hex,  # trace_id
+        span_hex,  # span_id
+        _EPOCH + timedelta(microseconds=start // 1000),  # started_at
+        (end - start) / 1e6,  # duration_ms
+        parent_hex,  # parent_span_id
+        logical_call_id,  # logical_call_id
+        ttft_s * 1000.0 if ttft_s is not None else None,  # ttft_ms
+        service_name,  # service_name
+        instance_id,  # instance_id
+        field("agent"),  # agent
+        field("session_id"),  # session_id
+        field("user_id"),  # user_id
+        _tags(attrs, scan),  # tags
+        operation,  # operation
+        provider,  # provider
+        server_address,  # server_address
+        request_model,  # request_model
+        response_model,  # response_model
+        route,  # route
+        field("attempt"),  # attempt
+        field("fallback"),  # fallback
+        stream,  # stream
+        ok,  # ok
+        error_type,  # error_type
+        field("http_status"),  # http_status
+        field("finish_reason"),  # finish_reason
+        field("input_tokens"),  # input_tokens
+        field("cached_input_tokens"),  # cached_input_tokens
+        field("cache_creation_input_tokens"),  # cache_creation_input_tokens
+        field("output_tokens"),  # output_tokens
+        field("reasoning_tokens"),  # reasoning_tokens
+        tools_offered,  # tools_offered
+        tool_calls,  # tool_calls
+        cost,  # cost_usd
+        cost_basis,  # cost_basis
+        computed_cost,  # computed_cost_usd
+        field("routing_complexity"),  # routing_complexity
+        field("routing_score"),  # routing_score
+        kept,  # attributes
     )
     return _price_into(observation, pricer) if use_pricer and pricer is not None else observation
 
