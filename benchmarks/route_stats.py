@@ -6,10 +6,10 @@ Run by hand (not part of the tests)::
 
 For each size, a fresh schema is filled with observations spread over 24 hours (16
 routes x 4 agents, log-normal latencies, half of the routes streaming with a TTFT, 3 %
-failures, 5 % fallbacks). Rows are generated inside PostgreSQL but written through the
-real write path (``sql/write_chunk.sql``, 512 rows per batch, in time order, as the
-exporter does), so the rollups are in the state live traffic leaves them in, not
-freshly compacted.
+failures, 5 % fallbacks). Rows are generated inside PostgreSQL and written batch by
+batch (512 rows, in time order) with the writer's insert-if-absent statement
+(``sql/write_chunk.sql``, which also updates the rollups), so the rollups are in the
+state live traffic leaves them in, not freshly compacted.
 
 Then, with "now" at the end of the data and the 24 h window starting mid-hour (so the
 rollup query reads 30 edge minutes from the per-minute rollup, the rest hourly):
@@ -186,7 +186,7 @@ def describe(result: dict[str, object]) -> str:
 
     lines = [
         f"rows: {result['rows']:,} over 24 h, {result['routes']} routes x {AGENTS} agents",
-        f"  write path (server-side generated rows, 512/batch, rollups maintained): "
+        f"  insert-if-absent write (server-side generated rows, 512/batch, rollups maintained): "
         f"{result['ingest_rows_per_s']:,.0f} rows/s",
         f"  route stats 15 min (raw rows):      {med('15m_raw_ms')}",
         f"  route stats 24 h (rollups):         {med('24h_rollup_ms')}",
