@@ -133,8 +133,8 @@ class JsonlExporter:
             if self._path is not None and self._stream is not None:
                 self._stream.close()
 
-    def counters(self) -> dict[str, int]:
-        """Observations written and skipped."""
+    def stats(self) -> dict[str, int]:
+        """Observations written and skipped (read by the processor, like the PostgreSQL exporter's)."""
         with self._lock:
             return {"exported": self.exported, "skipped_malformed": self.skipped_malformed}
 

@@ -100,7 +100,7 @@ def test_jsonl_exporter_appends_one_line_per_observation(tmp_path: Path) -> None
     exporter.shutdown()
     lines = target.read_text().splitlines()
     assert [loads(line).trace_id for line in lines] == [observation(i).trace_id for i in (1, 2, 3)]
-    assert exporter.counters() == {"exported": 3, "skipped_malformed": 1}
+    assert exporter.stats() == {"exported": 3, "skipped_malformed": 1}
     assert exporter.export([observation(4)]) is ExportResult.FAILED
 
 
