@@ -112,7 +112,7 @@ def end_to_end(dsn: str, schema: str, spans: Sequence[ReadableSpan], batch: int)
         conn.commit()
     exporter = PostgresExporter(dsn, schema=schema, spool_dir=tempfile.mkdtemp(prefix="otel-llm-bench-spool-"))
     processor = RouteObservationProcessor(exporter, max_queue=len(spans) + 1, batch_size=batch)
-    exporter.export([])  # connect and migrate before the clock starts
+    exporter.run_maintenance()  # connect, migrate and make partitions before the clock starts
     costs = [0] * len(spans)
     clock = time.perf_counter_ns
     started = time.perf_counter()
