@@ -6,7 +6,11 @@ test that the span may be a provider call, and an append to a bounded queue. It 
 blocks and never raises; when the queue is full the span is dropped and counted.
 
 A background daemon thread takes spans off the queue, derives observations
-(:func:`processor.derive.derive`) and hands them to the exporter in batches:
+(:func:`processor.derive.derive`) and hands them to the exporter in batches. The
+``export`` call itself runs on a second daemon thread, one call at a time, while the
+first derives the next batch (at most one batch ahead, counted as queued and kept within
+``max_queue``): a database exporter spends much of a batch waiting on its server, and
+that time is not lost to derivation. Outcomes are handled in order, as if sequential:
 
 - ``ACCEPTED``: counted as exported.
 - ``RETRY`` (or the exporter raised): the batch is kept and retried with capped
