@@ -236,8 +236,7 @@ class BatchWriter:
             self.ensure_days(days)
             if self._write_direct(rows):
                 result.inserted = len(rows)
-                return result
-            for attempt in range(2):
+            for attempt in range(0 if result.inserted else 2):
                 result = WriteResult(skipped=list(unconvertible))
                 try:
                     with self.conn.transaction():
