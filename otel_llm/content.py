@@ -16,10 +16,33 @@ from otel_llm import semconv
 
 _TRUE = {"true", "1", "yes", "on"}
 
+# ``os.environ.get`` of an unset variable costs a raised and caught KeyError, and this
+# is asked on every call: the raw value is looked up in the dict behind ``os.environ``
+# (which ``os.environ[...] = ...``, ``del`` and pytest's ``monkeypatch.setenv`` all keep
+# current) and parsed only when it changed.
+_ENV_DATA: Mapping[Any, Any] | None = getattr(os.environ, "_data", None)
+try:
+    _ENV_KEY: Any = os.environ.encodekey(semconv.CAPTURE_MESSAGE_CONTENT_ENV)  # type: ignore[attr-defined]
+except Exception:  # noqa: BLE001 - another os.environ: read it the ordinary way
+    _ENV_DATA = None
+#: (raw value, parsed) of the last read, replaced as one tuple so threads never see half of it.
+_last: tuple[Any, bool] = (None, False)
+
+
+def _parse(raw: str | None) -> bool:
+    return (raw or "").strip().lower() in _TRUE
+
 
 def capture_enabled() -> bool:
-    """Whether message content may be recorded (read from the environment each time)."""
-    return os.environ.get(semconv.CAPTURE_MESSAGE_CONTENT_ENV, "").strip().lower() in _TRUE
+    """Whether message content may be recorded (follows the environment variable at every call)."""
+    global _last
+    if _ENV_DATA is None:
+        return _parse(os.environ.get(semconv.CAPTURE_MESSAGE_CONTENT_ENV))
+    raw = _ENV_DATA.get(_ENV_KEY)
+    last = _last
+    if raw != last[0]:
+        last = _last = (raw, _parse(os.environ.get(semconv.CAPTURE_MESSAGE_CONTENT_ENV)))
+    return last[1]
 
 
 def _get(obj: Any, key: str) -> Any:

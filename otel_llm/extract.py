@@ -18,7 +18,7 @@ message text are read only when message-content capture is on, and then only thr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from otel_llm import semconv
@@ -44,12 +44,37 @@ _RESPONSES_INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter"
 _RESPONSES_TOOL_CALL_ITEMS = frozenset({"function_call", "custom_tool_call"})
 
 
+#: How to read a field of an instance of a class (one dict lookup per read instead of
+#: isinstance checks): ``_AS_DICT`` for dicts (``obj.get``), ``_AS_OBJECT`` for objects
+#: that are not mappings (``getattr``), ``_AS_EITHER`` for other mappings (``getattr``,
+#: then ``obj.get``).
+_AS_DICT, _AS_OBJECT, _AS_EITHER = range(3)
+_READ_BY_CLASS: dict[type, int] = {}
+_CLASS_CACHE_MAX = 512
+
+
+def _read_mode(cls: type) -> int:
+    if issubclass(cls, dict):
+        mode = _AS_DICT
+    elif issubclass(cls, Mapping):
+        mode = _AS_EITHER
+    else:
+        mode = _AS_OBJECT
+    if len(_READ_BY_CLASS) < _CLASS_CACHE_MAX:
+        _READ_BY_CLASS[cls] = mode
+    return mode
+
+
 def _get(obj: Any, key: str) -> Any:
     """``obj[key]`` for mappings, ``obj.key`` for objects; None when absent."""
-    if isinstance(obj, dict):
+    cls = type(obj)
+    mode = _READ_BY_CLASS.get(cls)
+    if mode is None:
+        mode = _read_mode(cls)
+    if mode == _AS_DICT:
         return obj.get(key)
     value = getattr(obj, key, None)
-    if value is None and isinstance(obj, Mapping):
+    if value is None and mode == _AS_EITHER:
         return obj.get(key)
     return value
 
@@ -66,16 +91,40 @@ def record_response(call: LLMCall, response: Any) -> None:
     if response is None or isinstance(response, (str, bytes)):
         return
     try:
-        if _get(response, "choices") is not None:
-            _record_openai_choices_response(call, response)
-        elif _get(response, "object") == "response" or _get(response, "output") is not None:
-            _record_responses_api(call, response)
-        elif _get(response, "data") is not None and _get(response, "usage") is not None:
-            _record_openai_embeddings(call, response)
-        else:
-            _record_ollama(call, response, messages=True)
+        _response_reader(response)(call, response)
     except Exception as exc:  # noqa: BLE001 - telemetry never raises into the host
         report("reading the LLM response", exc)
+
+
+def _record_ollama_response(call: LLMCall, response: Any) -> None:
+    _record_ollama(call, response, messages=True)
+
+
+def _detect_response_reader(response: Any) -> Callable[[LLMCall, Any], None]:
+    if _get(response, "choices") is not None:
+        return _record_openai_choices_response
+    if _get(response, "object") == "response" or _get(response, "output") is not None:
+        return _record_responses_api
+    if _get(response, "data") is not None and _get(response, "usage") is not None:
+        return _record_openai_embeddings
+    return _record_ollama_response
+
+
+#: Reader per pydantic response class. Their fields are fixed, so the shape is recognised
+#: once per class: probing an object for fields it lacks (pydantic answers a missing
+#: attribute by raising internally) is what reading a response used to cost most.
+_READER_BY_CLASS: dict[type, Callable[[LLMCall, Any], None]] = {}
+
+
+def _response_reader(response: Any) -> Callable[[LLMCall, Any], None]:
+    cls = type(response)
+    reader = _READER_BY_CLASS.get(cls)
+    if reader is None:
+        reader = _detect_response_reader(response)
+        # Only classes with fixed fields (pydantic models) are cached: a dict's keys vary.
+        if hasattr(cls, "model_fields") and len(_READER_BY_CLASS) < _CLASS_CACHE_MAX:
+            _READER_BY_CLASS[cls] = reader
+    return reader
 
 
 def _record_openai_choices_response(call: LLMCall, response: Any) -> None:
@@ -228,6 +277,10 @@ def record_ollama_timings(call: LLMCall, response: Any) -> None:
         value = _get(response, field)
         if value is None:
             continue
+        cls = type(value)
+        if (cls is int or cls is float) and value >= 0:  # the usual case, checked first
+            call.set_attribute(key, value / _NS_PER_S)
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             report(f"recording Ollama {field}", TypeError(f"{field} must be a non-negative number of ns, got {value!r}"))
             continue
@@ -243,7 +296,6 @@ _KIND_SKIP = 4  # text and bytes chunks carry no metadata
 
 #: Chunk kind per pydantic class (their fields are fixed), so detection runs once per class.
 _KIND_BY_CLASS: dict[type, int] = {}
-_KIND_CACHE_MAX = 512
 
 
 def _detect_kind(chunk: Any) -> int:
@@ -266,7 +318,7 @@ def _chunk_kind(chunk: Any) -> int:
         return _KIND_SKIP
     kind = _detect_kind(chunk)
     # Only classes with fixed fields (pydantic models) are cached: a dict's keys vary.
-    if hasattr(cls, "model_fields") and kind != _KIND_OTHER and len(_KIND_BY_CLASS) < _KIND_CACHE_MAX:
+    if hasattr(cls, "model_fields") and kind != _KIND_OTHER and len(_KIND_BY_CLASS) < _CLASS_CACHE_MAX:
         _KIND_BY_CLASS[cls] = kind
     return kind
 

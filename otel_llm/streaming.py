@@ -95,11 +95,32 @@ class ChunkHook:
         return None
 
 
+#: ``activate`` value: make the span current only until the first chunk has been read —
+#: for clients that send the request on the first read and then only parse the body, so
+#: the context switch is not paid again for every chunk.
+UNTIL_FIRST_CHUNK = "until first chunk"
+
+#: The wrappers' own state is set with this, past their forwarding ``__setattr__`` (which
+#: hands every other name to the wrapped stream): it runs several times per stream.
+_set = object.__setattr__
+
+
+def _init(wrapper: Any, call: LLMCall, stream: Any, accumulator: Any, activate: bool | str) -> None:
+    """The state both wrappers start with (all but the iterator's step)."""
+    _set(wrapper, "_llm_done", False)
+    _set(wrapper, "_llm_first", True)
+    _set(wrapper, "_llm_call", call)
+    _set(wrapper, "_llm_stream", stream)
+    _set(wrapper, "_llm_acc", accumulator)
+    _set(wrapper, "_llm_ctx", trace.set_span_in_context(call.span) if activate else None)
+    _set(wrapper, "_llm_ctx_once", activate == UNTIL_FIRST_CHUNK)
+
+
 def _end(wrapper: Any, error: BaseException | None) -> None:
     """Finish the accumulator and end the span, once; never raises."""
     if wrapper._llm_done:
         return
-    wrapper._llm_done = True
+    _set(wrapper, "_llm_done", True)
     call = wrapper._llm_call
     try:
         wrapper._llm_acc.finish(call)
@@ -122,7 +143,9 @@ def _attach(ctx: Any) -> object | None:
 
 
 def _first_chunk(wrapper: Any) -> None:
-    wrapper._llm_first = False
+    _set(wrapper, "_llm_first", False)
+    if wrapper._llm_ctx_once:
+        _set(wrapper, "_llm_ctx", None)
     try:
         wrapper._llm_call.first_chunk()
     except Exception as exc:  # noqa: BLE001
@@ -143,13 +166,16 @@ class SyncStreamWrapper(Generic[T]):
     :param stream: an iterator (or iterable) of chunks, e.g. a generator or an OpenAI ``Stream``.
     :param accumulator: receives each chunk and records the totals at the end; default
         :class:`~otel_llm.extract.StreamAccumulator` (OpenAI and Ollama chunks).
-    :param activate: make the call's span current while each chunk is produced.
+    :param activate: make the call's span current while each chunk is produced
+        (:data:`UNTIL_FIRST_CHUNK`: only until the first chunk has been produced).
 
     Iterating, ``send``/``throw`` (when the stream is a generator), ``close()`` and
     ``with`` are intercepted; anything else is read from the wrapped stream.
     """
 
-    __slots__ = ("_llm_call", "_llm_stream", "_llm_next", "_llm_acc", "_llm_ctx", "_llm_done", "_llm_first")
+    __slots__ = (
+        "_llm_call", "_llm_stream", "_llm_next", "_llm_acc", "_llm_ctx", "_llm_ctx_once", "_llm_done", "_llm_first",
+    )
 
     def __init__(
         self,
@@ -157,16 +183,11 @@ class SyncStreamWrapper(Generic[T]):
         stream: Iterable[T],
         accumulator: ChunkAccumulator | None = None,
         *,
-        activate: bool = True,
+        activate: bool | str = True,
     ) -> None:
-        self._llm_done = False
-        self._llm_first = True
-        self._llm_call = call
-        self._llm_stream = stream
-        self._llm_acc: ChunkAccumulator = accumulator if accumulator is not None else StreamAccumulator()
-        self._llm_ctx = trace.set_span_in_context(call.span) if activate else None
+        _init(self, call, stream, accumulator if accumulator is not None else StreamAccumulator(), activate)
         iterator = stream if hasattr(type(stream), "__next__") else iter(stream)
-        self._llm_next: Callable[[], T] = iterator.__next__
+        _set(self, "_llm_next", iterator.__next__)
 
     # --- iteration -----------------------------------------------------------------------
     def __iter__(self) -> "SyncStreamWrapper[T]":
@@ -299,7 +320,9 @@ class AsyncStreamWrapper(Generic[T]):
     a chunk fails the call with ``error.type`` ``CancelledError`` and is re-raised.
     """
 
-    __slots__ = ("_llm_call", "_llm_stream", "_llm_next", "_llm_acc", "_llm_ctx", "_llm_done", "_llm_first")
+    __slots__ = (
+        "_llm_call", "_llm_stream", "_llm_next", "_llm_acc", "_llm_ctx", "_llm_ctx_once", "_llm_done", "_llm_first",
+    )
 
     def __init__(
         self,
@@ -307,16 +330,11 @@ class AsyncStreamWrapper(Generic[T]):
         stream: AsyncIterable[T],
         accumulator: ChunkAccumulator | None = None,
         *,
-        activate: bool = True,
+        activate: bool | str = True,
     ) -> None:
-        self._llm_done = False
-        self._llm_first = True
-        self._llm_call = call
-        self._llm_stream = stream
-        self._llm_acc: ChunkAccumulator = accumulator if accumulator is not None else StreamAccumulator()
-        self._llm_ctx = trace.set_span_in_context(call.span) if activate else None
+        _init(self, call, stream, accumulator if accumulator is not None else StreamAccumulator(), activate)
         iterator = stream if hasattr(type(stream), "__anext__") else stream.__aiter__()
-        self._llm_next: Callable[[], Any] = iterator.__anext__
+        _set(self, "_llm_next", iterator.__anext__)
 
     # --- iteration -----------------------------------------------------------------------
     def __aiter__(self) -> "AsyncStreamWrapper[T]":

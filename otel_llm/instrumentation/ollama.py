@@ -67,7 +67,7 @@ def request_attributes(body: Mapping[str, Any]) -> dict[str, Any]:
     """Span attributes a request body gives (never message content)."""
     attrs: dict[str, Any] = {}
     options = body.get("options")
-    if isinstance(options, Mapping):
+    if options is not None and isinstance(options, Mapping):  # the client sends None when unset
         get = options.get
         value = _base.number(get("temperature"))
         if value is not None:
@@ -82,7 +82,7 @@ def request_attributes(body: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(seed, int) and not isinstance(seed, bool):
             attrs[semconv.GEN_AI_REQUEST_SEED] = seed
     fmt = body.get("format")
-    if fmt == "json" or isinstance(fmt, Mapping):
+    if fmt is not None and (fmt == "json" or isinstance(fmt, Mapping)):
         attrs[semconv.GEN_AI_OUTPUT_TYPE] = "json"
     dims = _base.positive_int(body.get("dimensions"))
     if dims is not None:
@@ -152,15 +152,18 @@ def _failed(call: LLMCall, own: bool, exc: BaseException) -> None:
 def _answered(call: LLMCall, own: bool, capture: bool, result: Any, stream: bool, is_async: bool) -> Any:
     try:
         if stream:
-            # The client sends the request on the first read, so the span stays current
-            # while chunks are read (an HTTP client span then nests under it).
+            # The client sends the request on the first read, so the span is current
+            # until the first chunk has been read (an HTTP client span then nests under
+            # it); later reads only parse the body.
+            from otel_llm.streaming import UNTIL_FIRST_CHUNK
+
             if is_async:
                 from otel_llm.streaming import AsyncStreamWrapper
 
-                return AsyncStreamWrapper(call, result, StreamAccumulator(capture))
+                return AsyncStreamWrapper(call, result, StreamAccumulator(capture), activate=UNTIL_FIRST_CHUNK)
             from otel_llm.streaming import SyncStreamWrapper
 
-            return SyncStreamWrapper(call, result, StreamAccumulator(capture))
+            return SyncStreamWrapper(call, result, StreamAccumulator(capture), activate=UNTIL_FIRST_CHUNK)
         call.record_response(result)
     except Exception as exc:  # noqa: BLE001 - telemetry never breaks the call
         report("recording an Ollama response", exc)
