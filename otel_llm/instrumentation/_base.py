@@ -22,7 +22,8 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import wrapt
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled

@@ -33,7 +33,8 @@ answered, ``http.response.status_code``.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Collection, Mapping
+from collections.abc import Collection, Mapping
+from typing import Any
 
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]

@@ -57,7 +57,8 @@ from __future__ import annotations
 
 import contextvars
 import time
-from typing import Any, Collection, Mapping
+from collections.abc import Collection, Mapping
+from typing import Any
 
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
@@ -120,8 +121,8 @@ def request_attributes(path: str, body: Mapping[str, Any]) -> dict[str, Any]:
     fmt_spec = get("response_format")
     if fmt_spec is None:
         text = get("text")
-        fmt_spec = text.get("format") if isinstance(text, Mapping) else None
-    if isinstance(fmt_spec, Mapping):
+        fmt_spec = text.get("format") if text is not None and isinstance(text, Mapping) else None
+    if fmt_spec is not None and isinstance(fmt_spec, Mapping):
         out = _OUTPUT_TYPES.get(fmt_spec.get("type"))  # type: ignore[arg-type]
         if out is not None:
             attrs[semconv.GEN_AI_OUTPUT_TYPE] = out
