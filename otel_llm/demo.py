@@ -1,9 +1,9 @@
 """``otel-llm demo``: a small agent workload against a local *simulated* provider.
 
-Three agents (support, research, triage) make chat calls through the SDK the way an
-application would: ``llm_call``-decorated provider functions, scopes for agent, session
-and route, a fallback chain whose first choice fails often, tools offered and called,
-and the occasional failure. Nothing leaves the machine: the provider is
+Four agents (support, research, triage, writer) make chat calls through the SDK the way
+an application would: ``llm_call``-decorated provider functions, scopes for agent,
+session and route, a fallback chain whose first choice fails often, tools offered and
+called, a streamed answer, and the occasional failure. Nothing leaves the machine: the provider is
 :class:`otel_llm.simulated.SimulatedProvider`, and every response says so.
 
 The spans become route observations in PostgreSQL (``OTEL_LLM_DSN`` or the embedded
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from otel_llm.decorator import llm_call
 from otel_llm.fallback import AllAttemptsFailed, Target, fallback_chain
@@ -56,6 +56,10 @@ def run_workload(calls: int = 60, *, seed: int = 7, time_scale: float = 1.0) -> 
     def local_chat(model: str, messages: list[dict[str, str]], tools: list[Any] | None = None) -> dict[str, Any]:
         return provider.chat(model, messages, tools)
 
+    @llm_call(provider="openai", server_address="simulated.invalid")
+    def openai_stream(model: str, messages: list[dict[str, str]]) -> Iterator[dict[str, Any]]:
+        yield from provider.chat_stream(model, messages)
+
     answer_chain = fallback_chain(
         "answer",
         [
@@ -71,7 +75,7 @@ def run_workload(calls: int = 60, *, seed: int = 7, time_scale: float = 1.0) -> 
     result = DemoResult()
     for step in range(calls):
         session = f"demo-session-{step // 6}"
-        kind = rng.choice(("support", "support", "research", "triage"))
+        kind = rng.choice(("support", "support", "research", "triage", "writer"))
         messages = [{"role": "user", "content": f"simulated request {step}"}]
         try:
             if kind == "support":
@@ -86,6 +90,13 @@ def run_workload(calls: int = 60, *, seed: int = 7, time_scale: float = 1.0) -> 
                     result.chains += 1
                     answer_chain.run(messages)
                     result.calls += 1
+            elif kind == "writer":
+                with scope(agent="writer", session=session, route="draft-stream"):
+                    text = "".join(
+                        chunk["choices"][0]["delta"].get("content") or ""
+                        for chunk in openai_stream("gpt-4o", messages) if chunk["choices"]
+                    )
+                    result.calls += 1 if text else 0
             else:
                 with scope(agent="triage", session=session, route="triage-local"):
                     local_chat("llama3.2", messages)

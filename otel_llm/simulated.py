@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 #: Marker on every simulated response.
 SIMULATED_FINGERPRINT = "otel-llm-simulated"
@@ -115,3 +115,29 @@ class SimulatedProvider:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+
+    def chat_stream(self, model: str, messages: Sequence[Any]) -> Iterator[dict[str, Any]]:
+        """A streamed chat completion: OpenAI-shaped chunks, then a usage chunk.
+
+        The first chunk comes after about a third of the simulated latency, the rest
+        spread over the remainder; a failure is raised before the first chunk.
+        """
+        profile = self._profiles.get(model, DEFAULT_PROFILE)
+        latency_ms, fail_roll, prompt_tokens, completion_tokens = self._draw(profile)
+        pieces = ["simulated ", "streamed ", "answer"]
+        pause = latency_ms * self._time_scale / 1000.0
+        if pause:
+            time.sleep(pause / 3)
+        if fail_roll < profile.error_rate:
+            raise SimulatedServerError(f"simulated 500 from {model}")
+        base = {"id": f"chatcmpl-sim-{self._counter}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": model, "system_fingerprint": SIMULATED_FINGERPRINT}
+        for i, piece in enumerate(pieces):
+            if pause and i:
+                time.sleep(pause * 2 / 3 / len(pieces))
+            last = i == len(pieces) - 1
+            yield {**base, "choices": [{"index": 0, "delta": {"content": piece},
+                                        "finish_reason": "stop" if last else None}]}
+        yield {**base, "choices": [], "usage": {"prompt_tokens": prompt_tokens,
+                                                "completion_tokens": completion_tokens,
+                                                "total_tokens": prompt_tokens + completion_tokens}}
