@@ -152,13 +152,6 @@ def _first_chunk(wrapper: Any) -> None:
         report("recording time to first chunk", exc)
 
 
-def _add(wrapper: Any, chunk: Any) -> None:
-    try:
-        wrapper._llm_acc.add(chunk)
-    except Exception as exc:  # noqa: BLE001
-        report("reading a stream chunk", exc)
-
-
 class SyncStreamWrapper(Generic[T]):
     """A transparent proxy over a sync stream that ends ``call``'s span exactly once.
 
@@ -196,7 +189,8 @@ class SyncStreamWrapper(Generic[T]):
     def __next__(self) -> T:
         if self._llm_done:
             return self._llm_next()
-        token = _attach(self._llm_ctx)
+        ctx = self._llm_ctx
+        token = _attach(ctx) if ctx is not None else None
         try:
             chunk = self._llm_next()
         except StopIteration:
@@ -210,13 +204,17 @@ class SyncStreamWrapper(Generic[T]):
                 otel_context.detach(token)  # type: ignore[arg-type]
         if self._llm_first:
             _first_chunk(self)
-        _add(self, chunk)
+        try:
+            self._llm_acc.add(chunk)
+        except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
+            report("reading a stream chunk", exc)
         return chunk
 
     def _llm_step(self, method: Callable[..., T], *args: Any) -> T:
         if self._llm_done:
             return method(*args)
-        token = _attach(self._llm_ctx)
+        ctx = self._llm_ctx
+        token = _attach(ctx) if ctx is not None else None
         try:
             chunk = method(*args)
         except StopIteration:
@@ -230,7 +228,10 @@ class SyncStreamWrapper(Generic[T]):
                 otel_context.detach(token)  # type: ignore[arg-type]
         if self._llm_first:
             _first_chunk(self)
-        _add(self, chunk)
+        try:
+            self._llm_acc.add(chunk)
+        except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
+            report("reading a stream chunk", exc)
         return chunk
 
     def send(self, value: Any) -> T:
@@ -346,7 +347,8 @@ class AsyncStreamWrapper(Generic[T]):
     async def _llm_step(self, method: Callable[..., Any], *args: Any) -> T:
         if self._llm_done:
             return await method(*args)
-        token = _attach(self._llm_ctx)
+        ctx = self._llm_ctx
+        token = _attach(ctx) if ctx is not None else None
         try:
             chunk = await method(*args)
         except StopAsyncIteration:
@@ -360,7 +362,10 @@ class AsyncStreamWrapper(Generic[T]):
                 otel_context.detach(token)  # type: ignore[arg-type]
         if self._llm_first:
             _first_chunk(self)
-        _add(self, chunk)
+        try:
+            self._llm_acc.add(chunk)
+        except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
+            report("reading a stream chunk", exc)
         return chunk
 
     async def asend(self, value: Any) -> T:
