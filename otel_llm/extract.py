@@ -370,7 +370,9 @@ class StreamAccumulator:
     def add(self, chunk: Any) -> None:
         """Take one chunk into account; never raises."""
         try:
-            kind = _chunk_kind(chunk)
+            kind = _KIND_BY_CLASS.get(type(chunk))
+            if kind is None:
+                kind = _chunk_kind(chunk)
             if kind == _KIND_OPENAI:
                 self._add_openai(chunk)
             elif kind == _KIND_RESPONSES:
