@@ -27,7 +27,10 @@ peers do not always uninstrument cleanly). Within a repeat every variant runs on
 of calls, in random order; an added time is the median over repeats of (variant block
 minus the bare block of the same repeat), per call.
 
-    python benchmarks/instrumentation_overhead.py [--calls 200] [--repeats 21] [--write]
+    python benchmarks/instrumentation_overhead.py [--calls 200] [--repeats 21] [--runs 1] [--write]
+
+``--runs N`` starts each worker process N times and reports, per figure, the median
+over the runs (a shared machine's slow phases then move one run, not the result).
 
 ``--write`` replaces the "## Instrumentation overhead" section of BENCHMARKS.md.
 """
@@ -390,11 +393,23 @@ def _run_worker(name: str, calls: int, repeats: int) -> dict[str, dict[str, floa
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _median_of_runs(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Per scenario and variant, the median of that figure over several worker runs."""
+    return {
+        scenario: {variant: statistics.median(run[scenario][variant] for run in runs) for variant in by_variant}
+        for scenario, by_variant in runs[0].items()
+    }
+
+
+def _run_workers(name: str, calls: int, repeats: int, runs: int) -> dict[str, dict[str, float]]:
+    return _median_of_runs([_run_worker(name, calls, repeats) for _ in range(max(1, runs))])
+
+
 def _us(seconds: float) -> str:
     return f"{seconds * 1e6:.1f}"
 
 
-def report(results: dict[str, dict[str, dict[str, float]]], calls: int, repeats: int) -> str:
+def report(results: dict[str, dict[str, dict[str, float]]], calls: int, repeats: int, runs: int = 1) -> str:
     """The BENCHMARKS.md section (markdown)."""
     ours = results["otel-llm"]
     peers = [p for p in results if p != "otel-llm"]
@@ -425,10 +440,11 @@ def report(results: dict[str, dict[str, dict[str, float]]], calls: int, repeats:
         SECTION,
         "",
         "Added time per call of auto-instrumentation over the bare client, from",
-        "`python benchmarks/instrumentation_overhead.py` (in-process transport, no socket;",
+        f"`python benchmarks/instrumentation_overhead.py --runs {runs}` (in-process transport, no socket;",
         f"added time = median over {repeats} repeats of (variant block - bare block of the same",
         f"repeat), blocks of {calls} calls, CPU time of the calling thread; spans to a discarding exporter, no",
         "MeterProvider). Streams are consumed to the end (OpenAI with its usage chunk).",
+        *([f"Each figure is the median of {runs} worker runs."] if runs > 1 else []),
         f"Python {platform.python_version()}, {platform.machine()}, "
         f"{os.cpu_count()} CPUs (shared machine: expect a few µs of noise).",
         "",
@@ -462,16 +478,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--runs", type=int, default=1, help="worker runs per instrumentation (median taken)")
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args.worker, args.calls, args.repeats)))
         return
-    results = {"otel-llm": _run_worker("otel-llm", args.calls, args.repeats)}
+    results = {"otel-llm": _run_workers("otel-llm", args.calls, args.repeats, args.runs)}
     for peer in _available_peers():
-        results[peer] = _run_worker(peer, args.calls, args.repeats)
-    text = report(results, args.calls, args.repeats)
+        results[peer] = _run_workers(peer, args.calls, args.repeats, args.runs)
+    text = report(results, args.calls, args.repeats, args.runs)
     print(text)
     if args.write:
         write_section(text)
