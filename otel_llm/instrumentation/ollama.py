@@ -44,7 +44,7 @@ from otel_llm import semconv
 from otel_llm._safety import report, swallow
 from otel_llm.call import LLMCall
 from otel_llm.content import capture_enabled
-from otel_llm.extract import StreamAccumulator
+from otel_llm.extract import StreamAccumulator, record_response
 from otel_llm.instrumentation import _base
 from otel_llm.instrumentation.hosts import HostResolver
 
@@ -165,7 +165,7 @@ def _answered(call: LLMCall, own: bool, capture: bool, result: Any, stream: bool
             from otel_llm.streaming import SyncStreamWrapper
 
             return SyncStreamWrapper(call, result, StreamAccumulator(capture), activate=UNTIL_FIRST_CHUNK)
-        call.record_response(result)
+        record_response(call, result)  # what call.record_response does, without its indirection
     except Exception as exc:  # noqa: BLE001 - telemetry never breaks the call
         report("recording an Ollama response", exc)
     if own:

@@ -68,7 +68,7 @@ from otel_llm import semconv
 from otel_llm._safety import logger, report, swallow
 from otel_llm.call import LLMCall, error_type_of
 from otel_llm.content import capture_enabled
-from otel_llm.extract import StreamAccumulator
+from otel_llm.extract import StreamAccumulator, record_response
 from otel_llm.instrumentation import _base
 from otel_llm.instrumentation.hosts import Identity
 
@@ -284,7 +284,7 @@ class _LogicalCall:
             if kind is _RAW:
                 _record_raw(call, result)
             else:
-                call.record_response(result)
+                record_response(call, result)  # what call.record_response does, without its indirection
         except Exception as exc:  # noqa: BLE001 - telemetry never breaks the call
             report("recording an OpenAI response", exc)
         if self.mode != _base.ATTEMPT:
