@@ -19,10 +19,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from otel_llm import semconv
+from otel_llm import content, semconv
 from otel_llm._async_with import AsyncWithToo
 from otel_llm._safety import report, swallow
 from otel_llm._tracer import tracer
+from otel_llm.extract import record_response as read_response
 from otel_llm.metrics import METRIC_ATTRIBUTE_KEYS, record_call
 from otel_llm.scope import current_scope
 
@@ -327,8 +328,6 @@ class LLMCall(AsyncWithToo):
 
     def record_input_messages(self, messages: Any) -> None:
         """Record the prompt (only when content capture is enabled)."""
-        from otel_llm import content
-
         if self._ended or messages is None or not content.capture_enabled():
             return
         with swallow("recording input messages"):
@@ -336,8 +335,6 @@ class LLMCall(AsyncWithToo):
 
     def add_output_message(self, message: Any, finish_reason: str | None = None) -> None:
         """Record one completion message (only when content capture is enabled)."""
-        from otel_llm import content
-
         if self._ended or message is None or not content.capture_enabled():
             return
         with swallow("recording output messages"):
@@ -353,13 +350,10 @@ class LLMCall(AsyncWithToo):
         """
         if self._ended or response is None:
             return
-        with swallow("reading the LLM response"):
-            if extractor is not None:
-                extractor(self, response)
-            else:
-                from otel_llm.extract import record_response
-
-                record_response(self, response)
+        try:
+            (extractor or read_response)(self, response)
+        except Exception as exc:  # noqa: BLE001
+            report("reading the LLM response", exc)
 
     def fail(self, error: BaseException | str) -> None:
         """Mark the call failed (ERROR status, ``error.type``) without ending it."""
@@ -391,7 +385,8 @@ class LLMCall(AsyncWithToo):
         self.deactivate()
         end_ns = end_time_ns if end_time_ns is not None else time.time_ns()
         pending = self._pending
-        with swallow("ending the LLM span"):
+        # Plain try blocks rather than ``swallow``: this runs once per call, on the hot path.
+        try:
             if self._tool_calls_known:
                 pending[semconv.OTEL_LLM_TOOL_CALLS] = self._tool_calls
                 if self._tool_call_names:
@@ -399,19 +394,22 @@ class LLMCall(AsyncWithToo):
                 if self._tool_call_ids:
                     pending[semconv.OTEL_LLM_TOOL_CALL_IDS] = self._tool_call_ids
             if self._output_messages:
-                from otel_llm import content
-
                 pending[semconv.GEN_AI_OUTPUT_MESSAGES] = content.output_json(self._output_messages)
-        with swallow("ending the LLM span"):
             if pending:
                 self.span.set_attributes(pending)
-        with swallow("ending the LLM span"):
+        except Exception as exc:  # noqa: BLE001
+            report("recording the LLM span's response attributes", exc)
+        try:
             self.span.end(end_time=end_ns)
-        with swallow("recording GenAI metrics"):
+        except Exception as exc:  # noqa: BLE001
+            report("ending the LLM span", exc)
+        try:
             record_call(
                 self._start_attrs, pending, (end_ns - self._start_ns) / 1e9,
                 self._input_tokens, self._output_tokens, self._ttfc_s,
             )
+        except Exception as exc:  # noqa: BLE001
+            report("recording GenAI metrics", exc)
 
     # --- with / async with -----------------------------------------------------------
     def __enter__(self) -> "LLMCall":

@@ -7,11 +7,13 @@ operation, provider, model, server, agent and route, and ``error.type`` on failu
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Any, Mapping
 
 from opentelemetry import metrics
 from opentelemetry.metrics import Histogram, NoOpMeterProvider
+from opentelemetry.metrics import _internal as _metrics_api
 from opentelemetry.metrics._internal import _ProxyMeterProvider
 
 from otel_llm import semconv
@@ -66,13 +68,28 @@ def instruments() -> Instruments:
     return Instruments()
 
 
+_provider_seen = False
+#: A provider named in the environment is created by the API on first use: ask the API then.
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_METER_PROVIDER" in os.environ
+
+
 def metrics_enabled() -> bool:
     """False while no MeterProvider is installed: then there is no point building points.
 
     The API's global provider is a proxy until the application sets one; recording
-    through it does nothing, so otel-llm skips the work of choosing attributes.
+    through it does nothing, so otel-llm skips the work of choosing attributes. A real
+    provider, once set, stays set (the API allows setting it once), so that answer is
+    remembered; until then each call asks again.
     """
-    return not isinstance(metrics.get_meter_provider(), (_ProxyMeterProvider, NoOpMeterProvider))
+    global _provider_seen
+    if _provider_seen:
+        return True
+    if not _PROVIDER_FROM_ENV and _metrics_api.__dict__.get("_METER_PROVIDER", _metrics_api) is None:
+        return False  # nothing set yet: the cheap answer, without the API's environment lookup
+    if isinstance(metrics.get_meter_provider(), (_ProxyMeterProvider, NoOpMeterProvider)):
+        return False
+    _provider_seen = True
+    return True
 
 
 def record_call(
