@@ -16,8 +16,8 @@ from opentelemetry.trace import StatusCode
 
 import otel_llm
 from otel_llm import semconv
-from otel_llm.instrument import instrument, uninstrument
-from tests.fake_provider import OLLAMA_TIMINGS_NS, PROMPT_TOKENS, FakeProvider
+from tests.instr_fixtures import _fresh, anyio_backend, fake, instrumented  # noqa: F401 - fixtures
+from tests.fake_provider import OLLAMA_TIMINGS_NS, PROMPT_TOKENS
 
 pytestmark = pytest.mark.anyio
 
@@ -34,29 +34,6 @@ TIMINGS = {
     semconv.OTEL_LLM_OLLAMA_EVAL_DURATION: OLLAMA_TIMINGS_NS["eval_duration"] / 1e9,
     semconv.OTEL_LLM_OLLAMA_TOTAL_DURATION: OLLAMA_TIMINGS_NS["total_duration"] / 1e9,
 }
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeProvider() as provider:
-        yield provider
-
-
-@pytest.fixture(scope="module", autouse=True)
-def instrumented():
-    instrument()
-    yield
-    uninstrument()
-
-
-@pytest.fixture(autouse=True)
-def _fresh(fake):
-    fake.reset()
 
 
 @pytest.fixture

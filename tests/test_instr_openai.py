@@ -20,9 +20,10 @@ from pydantic import BaseModel
 import otel_llm
 from otel_llm import semconv
 from otel_llm.fallback import Target, fallback_chain
-from otel_llm.instrument import instrument, uninstrument
+from otel_llm.instrument import instrument
 from processor.derive import derive
-from tests.fake_provider import CACHED_TOKENS, PROMPT_TOKENS, FakeProvider
+from tests.instr_fixtures import _fresh, anyio_backend, fake, instrumented  # noqa: F401 - fixtures
+from tests.fake_provider import CACHED_TOKENS, PROMPT_TOKENS
 
 pytestmark = pytest.mark.anyio
 
@@ -31,29 +32,6 @@ TOOLS = [
     {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}},
     {"type": "function", "function": {"name": "search", "parameters": {"type": "object", "properties": {}}}},
 ]
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeProvider() as provider:
-        yield provider
-
-
-@pytest.fixture(scope="module", autouse=True)
-def instrumented():
-    instrument()
-    yield
-    uninstrument()
-
-
-@pytest.fixture(autouse=True)
-def _fresh(fake):
-    fake.reset()
 
 
 @pytest.fixture
