@@ -1,8 +1,9 @@
 """The ``otel-llm`` command line.
 
 Each sub-command lives in its own module under :mod:`otel_llm.commands` and exposes
-``register(subparsers)``; this module only composes them. A command module is imported
-only when the command line is built, so ``import otel_llm`` stays light.
+``register(subparsers)``; this module only composes them, finding every such module of
+the package (a new command is a new module, nothing to list here). A command module is
+imported only when the command line is built, so ``import otel_llm`` stays light.
 """
 
 from __future__ import annotations
@@ -10,15 +11,22 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import pkgutil
 import sys
 from typing import Sequence
 
-#: Modules that each add their sub-commands (``register(subparsers) -> None``).
-COMMAND_MODULES: tuple[str, ...] = (
-    "otel_llm.commands.db",
-    "otel_llm.commands.routes",
-    "otel_llm.commands.demo",
-)
+#: Commands shown first in ``--help``, in this order; the others follow by name.
+_FIRST = ("demo", "routes", "db")
+
+
+def command_modules() -> list[str]:
+    """Every module of :mod:`otel_llm.commands` (each adds sub-commands with
+    ``register(subparsers) -> None``), the common ones first."""
+    import otel_llm.commands as package
+
+    names = sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
+    ordered = [n for n in _FIRST if n in names] + [n for n in names if n not in _FIRST]
+    return [f"{package.__name__}.{n}" for n in ordered]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what otel-llm is doing")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in command_modules():
         importlib.import_module(name).register(subparsers)
     return parser
 
