@@ -171,3 +171,6 @@ METRIC_PROCESSOR_SPILLED: Final = "otel_llm.processor.spilled"
 METRIC_PROCESSOR_DROPPED: Final = "otel_llm.processor.dropped"
 METRIC_PROCESSOR_SKIPPED_MALFORMED: Final = "otel_llm.processor.skipped_malformed"
 METRIC_PROCESSOR_QUEUE_SIZE: Final = "otel_llm.processor.queue.size"
+#: Key in an observation's ``attributes`` listing fields inferred from the span's trace
+#: (agent, attempt, fallback, logical call, request model) rather than read off the span.
+OTEL_LLM_INFERRED: Final = "otel_llm.inferred"
