@@ -1,0 +1,129 @@
+"""Cost reports against the real PostgreSQL: totals equal SQL sums over the raw rows."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from exporters.postgres.writer import BatchWriter
+from otel_llm.reports.costs import cost_report, parse_dimensions, resolve_interval, rollup_bounds
+from tests.pg import observation, pg_conn, pg_dsn, pg_schema  # noqa: F401 - fixtures
+
+#: The end of the generated history: 10 days of traffic before it, starting mid-hour.
+END = datetime(2026, 3, 11, 0, 0, tzinfo=timezone.utc)
+START = END - timedelta(days=10)
+AGENTS = ("support", "writer", None)
+MODELS = (("openai", "gpt-4o-mini"), ("anthropic", "claude-3-5-haiku"), ("ollama", "llama3"))
+
+
+@pytest.fixture(scope="module")
+def history(pg_dsn: str, pg_schema: str) -> int:
+    """600 calls spread over 10 days: three agents (one unknown), three models, sessions,
+    users and a team tag; some costs unknown. Written through the writer (rollups too)."""
+    from exporters.postgres.schema import connect
+
+    rng = random.Random(7)
+    rows = []
+    for i in range(600):
+        provider, model = MODELS[i % 3]
+        unknown = i % 17 == 0
+        rows.append(observation(
+            i, started_at=START + timedelta(seconds=rng.randrange(int((END - START).total_seconds()))),
+            agent=AGENTS[i % 3 if i % 5 else (i // 5) % 3], provider=provider, request_model=model,
+            route=f"{provider}|{model}", session_id=f"s{i % 11}", user_id=f"u{i % 4}",
+            tags={"team": "a" if i % 2 else "b"},
+            input_tokens=rng.randrange(50, 5000), cached_input_tokens=rng.randrange(0, 40),
+            cache_creation_input_tokens=rng.randrange(0, 10), output_tokens=rng.randrange(5, 800),
+            reasoning_tokens=rng.randrange(0, 5),
+            cost_usd=None if unknown else Decimal(rng.randrange(1, 10**6)) / Decimal(10**8),
+            cost_basis="unknown" if unknown else ("local" if provider == "ollama" else "computed")))
+    with connect(pg_dsn, pg_schema) as conn:
+        BatchWriter(conn, pg_schema).write(rows)
+    return len(rows)
+
+
+def _sql_totals(conn: psycopg.Connection, group: str, start: datetime, end: datetime,
+                period: str | None = None) -> dict[tuple, tuple]:
+    trunc = f"date_trunc('{period}', started_at, 'UTC')" if period else "NULL::timestamptz"
+    with conn.transaction():
+        rows = conn.execute(
+            f"SELECT {trunc}, {group}, count(*), count(cost_usd), coalesce(sum(cost_usd), 0),"
+            " coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0)"
+            " FROM route_observations WHERE started_at >= %s AND started_at < %s GROUP BY 1, 2",
+            (start, end)).fetchall()
+    return {(r[0], r[1]): tuple(r[2:]) for r in rows}
+
+
+def _report_totals(report, dim: str) -> dict[tuple, tuple]:
+    return {(r.period, r.group[dim]): (r.calls, r.priced_calls, r.cost_usd, r.input_tokens, r.output_tokens)
+            for r in report.rows}
+
+
+@pytest.mark.usefixtures("history")
+@pytest.mark.parametrize("period", ["all", "day", "month"])
+def test_cost_by_agent_from_rollups_equals_sums_over_raw_rows(pg_conn, pg_schema, period) -> None:
+    report = cost_report(pg_conn, by="agent", period=period, since="2026-03-01", until="2026-03-11",
+                         schema=pg_schema)
+    assert report.source == "rollup"
+    expected = _sql_totals(pg_conn, "agent", START, END, None if period == "all" else period)
+    assert _report_totals(report, "agent") == expected
+    assert report.total.calls == 600
+
+
+@pytest.mark.usefixtures("history")
+def test_cost_per_day_with_edges_inside_hours_matches_raw(pg_conn, pg_schema) -> None:
+    # a window starting and ending mid-hour: hourly rollup for the middle, minutes at the edges
+    since, until = START + timedelta(hours=5, minutes=17), END - timedelta(hours=3, minutes=41)
+    rolled = cost_report(pg_conn, by=["agent", "model"], period="day", since=since, until=until,
+                         schema=pg_schema)
+    raw = cost_report(pg_conn, by=["agent", "model"], period="day", since=since, until=until,
+                      schema=pg_schema, source="raw")
+    assert rolled.source == "rollup" and raw.source == "raw"
+    strip = lambda rep: {(r.period, tuple(r.group.values())): (r.calls, r.priced_calls, r.cost_usd,
+                                                               r.input_tokens, r.cached_input_tokens,
+                                                               r.output_tokens, r.reasoning_tokens)
+                         for r in rep.rows}
+    assert strip(rolled) == strip(raw)
+    assert rolled.total.cost_usd == raw.total.cost_usd
+
+
+@pytest.mark.usefixtures("history")
+@pytest.mark.parametrize("dim,column", [("session", "session_id"), ("user", "user_id"),
+                                        ("tag:team", "tags->>'team'"), ("provider", "provider")])
+def test_cost_by_raw_only_dimensions_equals_sql(pg_conn, pg_schema, dim, column) -> None:
+    report = cost_report(pg_conn, by=dim, since=START, until=END, schema=pg_schema)
+    assert report.source == ("rollup" if dim == "provider" else "raw")
+    assert _report_totals(report, dim) == _sql_totals(pg_conn, column, START, END)
+
+
+@pytest.mark.usefixtures("history")
+def test_unknown_costs_are_counted_not_summed_as_zero(pg_conn, pg_schema) -> None:
+    report = cost_report(pg_conn, by=(), since=START, until=END, schema=pg_schema)
+    with pg_conn.transaction():
+        unknown = pg_conn.execute("SELECT count(*) FROM route_observations WHERE cost_usd IS NULL").fetchone()[0]
+    assert unknown > 0
+    assert report.total.unpriced_calls == unknown
+    assert report.rows[0].group == {}
+
+
+def test_interval_and_grouping_inputs() -> None:
+    now = datetime(2026, 3, 11, 12, 30, tzinfo=timezone.utc)
+    assert resolve_interval(window="30d", now=now) == (now - timedelta(days=30), now)
+    assert resolve_interval("2026-03-01", "2026-03-02", now=now) == (
+        datetime(2026, 3, 1, tzinfo=timezone.utc), datetime(2026, 3, 2, tzinfo=timezone.utc))
+    assert resolve_interval("24h", now=now)[0] == now - timedelta(hours=24)
+    with pytest.raises(ValueError, match="empty interval"):
+        resolve_interval("2026-03-02", "2026-03-01", now=now)
+    with pytest.raises(ValueError, match="invalid time"):
+        resolve_interval("last tuesday", now=now)
+    assert parse_dimensions("agent, model,tag:team") == ("agent", "model", "tag:team")
+    with pytest.raises(ValueError, match="unknown grouping"):
+        parse_dimensions("colour")
+    bounds = rollup_bounds(datetime(2026, 3, 1, 0, 10, 30, tzinfo=timezone.utc),
+                           datetime(2026, 3, 1, 0, 50, tzinfo=timezone.utc))
+    assert bounds["hour_start"] == bounds["hour_end"] == bounds["end"]
+    assert bounds["start"] == datetime(2026, 3, 1, 0, 10, tzinfo=timezone.utc)
