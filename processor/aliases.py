@@ -58,6 +58,11 @@ TL_GEN_AI_USER: Final = "gen_ai.user"
 TL_GEN_AI_OPENAI_API_BASE: Final = "gen_ai.openai.api_base"
 TL_TRACELOOP_ENTITY_INPUT: Final = "traceloop.entity.input"
 TL_TRACELOOP_ENTITY_OUTPUT: Final = "traceloop.entity.output"
+#: ``traceloop.span.kind`` = ``workflow``/``task``/``agent``/``tool``; an agent span's name
+#: is in ``traceloop.entity.name``.
+TL_TRACELOOP_SPAN_KIND: Final = "traceloop.span.kind"
+TL_KIND_AGENT: Final = "agent"
+TL_TRACELOOP_ENTITY_NAME: Final = "traceloop.entity.name"
 #: ``llm.request.functions.{i}.name`` — one index per tool offered (releases before 0.5).
 TL_REQUEST_FUNCTIONS_PREFIX: Final = "llm.request.functions."
 #: ``gen_ai.prompt.{i}.*`` / ``gen_ai.completion.{i}.*`` — indexed message content.
@@ -70,6 +75,7 @@ TL_TOOL_CALLS_INFIX: Final = ".tool_calls."
 OI_SPAN_KIND: Final = "openinference.span.kind"
 OI_KIND_LLM: Final = "LLM"
 OI_KIND_EMBEDDING: Final = "EMBEDDING"
+OI_KIND_AGENT: Final = "AGENT"
 OI_LLM_MODEL_NAME: Final = "llm.model_name"
 OI_LLM_REQUEST_MODEL_NAME: Final = "llm.request.model_name"
 OI_LLM_RESPONSE_MODEL_NAME: Final = "llm.response.model_name"
