@@ -1,0 +1,65 @@
+-- SLO events in long windows, from the rollups: per (selection, window) the number of
+-- events, of successful ones, and for latency objectives the successful events whose
+-- latency bucket lies wholly at or below the threshold (below) and those in the bucket
+-- holding the threshold (boundary: its share is interpolated by the caller), plus the
+-- p50/p95/p99 latency of successful events (nearest rank over the merged histograms,
+-- within 2 percent). Selections and windows as in slo_raw.sql.
+--
+-- Each window [start, end) is read at minute resolution: the whole hours from the
+-- hour rollup, the minutes before its first whole hour and those of the current hour
+-- from the minute rollup.
+-- Parameters: sel_* as slo_raw.sql; win_id, win_start (minute-aligned), win_hour (the
+-- first whole hour of the window); hour_from (the earliest win_hour), end_hour (the
+-- start of the hour holding end), end.
+WITH sel AS (
+    SELECT s.*, hist_bucket(s.threshold_ms) AS tb
+    FROM unnest(%(sel_id)s::integer[], %(sel_agent)s::text[], %(sel_route)s::text[],
+                %(sel_threshold)s::float8[]) AS s(id, agent, route, threshold_ms)
+), win AS (
+    SELECT *
+    FROM unnest(%(win_id)s::integer[], %(win_start)s::timestamptz[], %(win_hour)s::timestamptz[])
+        AS w(id, start, hour_start)
+), hours AS MATERIALIZED (
+    SELECT ts, agent, route, n, n_ok, lat_idx, lat_cnt
+    FROM route_rollup_hour
+    WHERE ts >= %(hour_from)s AND ts < %(end_hour)s
+), parts AS (
+    SELECT w.id AS win, h.agent, h.route, h.n, h.n_ok, h.lat_idx, h.lat_cnt
+    FROM win AS w JOIN hours AS h ON h.ts >= w.hour_start
+    UNION ALL
+    SELECT w.id, m.agent, m.route, m.n, m.n_ok, m.lat_idx, m.lat_cnt
+    FROM win AS w
+    JOIN route_rollup_minute AS m
+      ON (m.ts >= w.start AND m.ts < w.hour_start) OR (m.ts >= %(end_hour)s AND m.ts < %(end)s)
+    WHERE m.ts >= %(min_start)s AND m.ts < %(end)s
+), matched AS MATERIALIZED (
+    SELECT s.id AS sel, p.win, p.n, p.n_ok, p.lat_idx, p.lat_cnt
+    FROM parts AS p
+    JOIN sel AS s
+      ON (s.agent IS NULL OR p.agent = s.agent) AND (s.route IS NULL OR p.route = s.route)
+), totals AS (
+    SELECT sel, win, sum(n) AS n, sum(n_ok) AS n_ok FROM matched GROUP BY sel, win
+), bins AS (
+    SELECT sel, win, b, sum(c) AS c
+    FROM (SELECT sel, win, unnest(lat_idx) AS b, unnest(lat_cnt) AS c FROM matched) AS u
+    GROUP BY sel, win, b
+), ranked AS (
+    SELECT sel, win, b, c,
+           sum(c) OVER (PARTITION BY sel, win ORDER BY b) AS cum,
+           sum(c) OVER (PARTITION BY sel, win) AS total
+    FROM bins
+), summary AS (
+    SELECT r.sel, r.win,
+           coalesce(sum(r.c) FILTER (WHERE r.b < s.tb), 0) AS below,
+           coalesce(sum(r.c) FILTER (WHERE r.b = s.tb), 0) AS boundary,
+           ARRAY[hist_value(min(r.b) FILTER (WHERE r.cum >= 0.50 * r.total)),
+                 hist_value(min(r.b) FILTER (WHERE r.cum >= 0.95 * r.total)),
+                 hist_value(min(r.b) FILTER (WHERE r.cum >= 0.99 * r.total))] AS latency_ms
+    FROM ranked AS r JOIN sel AS s ON s.id = r.sel
+    GROUP BY r.sel, r.win
+)
+SELECT t.sel, t.win, t.n, t.n_ok, coalesce(q.below, 0) AS below, coalesce(q.boundary, 0) AS boundary,
+       q.latency_ms
+FROM totals AS t
+LEFT JOIN summary AS q ON q.sel = t.sel AND q.win = t.win
+WHERE t.n > 0

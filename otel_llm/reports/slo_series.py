@@ -1,0 +1,69 @@
+"""Latency percentiles per agent (or route) per hour or day: the line drawn against an SLO.
+
+One query over the hourly rollup for the whole period, every key at once; percentiles
+are nearest rank over the merged histograms of successful calls (within 2 %).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal, Sequence
+
+import psycopg
+
+from exporters.postgres.schema import load_sql, resolve_schema, set_local_search_path
+
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyPoint:
+    """One agent's (or route's) calls in one hour or day."""
+
+    key: str | None
+    start: datetime
+    count: int
+    ok_count: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"key": self.key, "start": self.start.isoformat(), "count": self.count,
+                "ok_count": self.ok_count, "latency_p50_ms": self.latency_p50_ms,
+                "latency_p95_ms": self.latency_p95_ms, "latency_p99_ms": self.latency_p99_ms}
+
+
+def latency_series(conn: psycopg.Connection, *, period: timedelta, step: Literal["hour", "day"] = "hour",
+                   by: Literal["agent", "route"] = "agent", keys: Sequence[str] | None = None,
+                   now: datetime | None = None, schema: str | None = None) -> list[LatencyPoint]:
+    """Points for every hour (or UTC day) of the ``period`` ending at ``now``, per key.
+
+    The period starts at the beginning of the hour holding ``now - period`` and includes
+    the current hour. ``keys`` limits the answer to those agents (routes); points are
+    ordered by key, then time; hours or days without calls have no point.
+    """
+    if step not in ("hour", "day"):
+        raise ValueError(f"step must be 'hour' or 'day', got {step!r}")
+    if by not in ("agent", "route"):
+        raise ValueError(f"by must be 'agent' or 'route', got {by!r}")
+    if period <= timedelta(0):
+        raise ValueError("period must be positive")
+    end = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    start = (end - period).replace(minute=0, second=0, microsecond=0)
+    params = {"by": by, "step": step, "start": start, "end": end,
+              "keys": list(keys) if keys is not None else None}
+    with conn.transaction():
+        set_local_search_path(conn, resolve_schema(schema))
+        rows = conn.execute(load_sql("slo_latency_series"), params).fetchall()
+    points = []
+    for key, ts, n, n_ok, q in rows:
+        q = list(q) if q else [None, None, None]
+        points.append(LatencyPoint(key=key, start=ts, count=int(n), ok_count=int(n_ok),
+                                   latency_p50_ms=_f(q[0]), latency_p95_ms=_f(q[1]), latency_p99_ms=_f(q[2])))
+    return points
+
+
+def _f(value: Any) -> float | None:
+    return None if value is None else float(value)
