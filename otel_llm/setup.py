@@ -66,6 +66,7 @@ class ConfigureOptions:
     metric_readers: tuple[MetricReader, ...] = ()
     observations: bool | None = None
     dsn: str | None = None
+    prices_file: str | None = None
 
 
 @dataclass
@@ -149,6 +150,7 @@ def configure(
     metric_readers: Sequence[MetricReader] = (),
     observations: bool | None = None,
     dsn: str | None = None,
+    prices_file: str | os.PathLike[str] | None = None,
 ) -> Telemetry:
     """Set up (or join) the OpenTelemetry pipeline once; return the :class:`Telemetry` handle.
 
@@ -166,6 +168,10 @@ def configure(
       ``OTEL_LLM_OBSERVATIONS=false``. The database is reached from a background
       thread: nothing here waits for it, and an unreachable one loses nothing (the
       exporter spools to disk and replays).
+    * ``prices_file``: the user's prices (YAML or JSON, see :mod:`processor.pricing_file`),
+      else ``OTEL_LLM_PRICES_FILE``; they override or add to the price library's, which
+      prices every observation whose cost the span does not report. A file that cannot
+      be read is logged and the library's prices are used alone.
 
     When the application already installed an SDK ``TracerProvider`` it is kept: only
     otel-llm's processors (and ``console``/``span_processors``/``exporters``) are added to
@@ -184,6 +190,7 @@ def configure(
         metric_readers=tuple(metric_readers),
         observations=observations,
         dsn=dsn,
+        prices_file=None if prices_file is None else os.fspath(prices_file),
     )
     with _lock:
         if _handle is not None:
@@ -297,7 +304,21 @@ def _extra_span_processors(options: ConfigureOptions) -> list[SpanProcessor]:
     def build() -> PostgresExporter:
         return PostgresExporter.from_env(dsn=dsn) if dsn else PostgresExporter.from_env()
 
-    return [RouteObservationProcessor(LazyExporter(build, name="PostgreSQL exporter"))]
+    pricer = _built("pricing (prices file)", lambda: _pricer(options.prices_file))
+    return [RouteObservationProcessor(LazyExporter(build, name="PostgreSQL exporter"), pricer=pricer)]
+
+
+def _pricer(prices_file: str | None) -> Any:
+    """The default pricer (price library + the user's file); without the file when the
+    file cannot be used, so that calls are still priced."""
+    from processor.pricing import PriceBook, default_pricer
+    from processor.pricing_file import PriceFileError
+
+    try:
+        return default_pricer(prices_file)
+    except PriceFileError as exc:
+        report("reading the prices file (the price library's prices are used alone)", exc)
+        return PriceBook(env={})
 
 
 def _span_processors(options: ConfigureOptions, names: list[str], *, with_otlp: bool) -> list[SpanProcessor]:
