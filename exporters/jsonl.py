@@ -8,7 +8,6 @@ express (inside ``tags``/``attributes``) are written as their text.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -20,20 +19,21 @@ from pathlib import Path
 from typing import IO, Any, Mapping, Sequence
 
 from exporters.base import ExportResult
-from processor.observation import RouteObservation
+from processor.observation import COLUMNS, RouteObservation
 
 logger = logging.getLogger("otel_llm.jsonl")
 
-_FIELDS = {f.name: f for f in dataclasses.fields(RouteObservation)}
+_FIELDS = frozenset(COLUMNS)
 _DECIMAL_FIELDS = frozenset(("cost_usd", "computed_cost_usd"))
 _TIME_FIELDS = frozenset(("started_at",))
 
 
 def to_json_dict(obs: RouteObservation) -> dict[str, Any]:
     """A JSON-ready dict of ``obs`` (field order kept)."""
+    if not isinstance(obs, RouteObservation):
+        raise TypeError(f"not a RouteObservation: {type(obs).__name__}")
     out: dict[str, Any] = {}
-    for name in _FIELDS:
-        value = getattr(obs, name)
+    for name, value in zip(COLUMNS, obs):
         if isinstance(value, datetime):
             if value.tzinfo is None:
                 value = value.replace(tzinfo=timezone.utc)

@@ -60,7 +60,7 @@ from typing import Any, Protocol
 
 from otel_llm import semconv
 from processor import aliases
-from processor.observation import COLUMNS, RouteObservation
+from processor.observation import COLUMNS, RouteObservation, make_observation
 from processor.providers import is_local, normalize_provider
 
 #: Computes a call's cost from its observation (tokens, provider, model, time), or None.
@@ -1010,9 +1010,9 @@ def _derive(
     else:
         cost, cost_basis, use_pricer = None, semconv.COST_BASIS_UNKNOWN, pricer is not None
 
-    # Positional, in field order (checked at import by _FIELD_ORDER): a third cheaper
-    # than 40 keywords, on the path every observation takes.
-    observation = RouteObservation(
+    # All values in field order (checked at import by _FIELD_ORDER), made into the
+    # observation in one step: the path every observation takes.
+    observation = make_observation((
         trace_hex,  # trace_id
         span_hex,  # span_id
         _EPOCH + timedelta(microseconds=start // 1000),  # started_at
@@ -1052,7 +1052,7 @@ def _derive(
         field("routing_complexity"),  # routing_complexity
         field("routing_score"),  # routing_score
         kept,  # attributes
-    )
+    ))
     return _price_into(observation, pricer) if use_pricer and pricer is not None else observation
 
 

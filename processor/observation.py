@@ -3,25 +3,20 @@
 A plain, immutable value with no behaviour beyond conversion, so that derivation,
 export and tests can pass it around without importing OpenTelemetry or PostgreSQL.
 Unknown values are ``None`` (stored as NULL) — never guessed, never 0.
-"""
+
+It is a named tuple whose fields are the columns of ``route_observations`` in table
+order: built in one step by derivation (every observation pays for its construction,
+and a tuple costs a fraction of a frozen dataclass), and written to COPY as it is."""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class RouteObservation:
-    """One provider-call attempt, as stored in ``route_observations``.
-
-    Identity is ``(trace_id, span_id)`` (lower-case hex, 32 and 16 characters): a
-    resent batch never counts twice. Attempts of one logical call share
-    ``logical_call_id``.
-    """
+class _Fields(NamedTuple):
+    """The fields of :class:`RouteObservation`, in table order."""
 
     # identity
     trace_id: str
@@ -38,7 +33,7 @@ class RouteObservation:
     agent: str | None = None
     session_id: str | None = None
     user_id: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = None  # type: ignore[assignment]  # a new {} per observation
     # what
     operation: str | None = None
     provider: str | None = None
@@ -70,16 +65,44 @@ class RouteObservation:
     routing_complexity: str | None = None
     routing_score: float | None = None
     # the rest worth keeping (never message content unless the user opted in)
-    attributes: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] = None  # type: ignore[assignment]  # a new {} per observation
+
+
+
+_new_fields = _Fields.__new__
+
+
+class RouteObservation(_Fields):
+    """One provider-call attempt, as stored in ``route_observations``.
+
+    Identity is ``(trace_id, span_id)`` (lower-case hex, 32 and 16 characters): a
+    resent batch never counts twice. Attempts of one logical call share
+    ``logical_call_id``. Built with keywords (``tags`` and ``attributes`` default to
+    new empty dicts); :func:`processor.derive.derive` builds it positionally.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "RouteObservation":
+        obs = _new_fields(cls, *args, **kwargs)
+        if obs.tags is None or obs.attributes is None:
+            obs = obs._replace(tags={} if obs.tags is None else obs.tags,
+                               attributes={} if obs.attributes is None else obs.attributes)
+        return obs
 
     def as_dict(self) -> dict[str, Any]:
         """Field name to value, in declaration order (the column order of the table)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return dict(zip(COLUMNS, self))
 
     def replace(self, **changes: Any) -> "RouteObservation":
         """A copy with ``changes`` applied (used by pricing and trace-aware inference)."""
-        return dataclasses.replace(self, **changes)
+        return self._replace(**changes)
 
 
 #: Column names in table order; exporters write exactly these.
-COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RouteObservation))
+COLUMNS: tuple[str, ...] = _Fields._fields
+
+def make_observation(values: tuple[Any, ...]) -> RouteObservation:
+    """An observation from all of its values, in :data:`COLUMNS` order, taken as given
+    (no defaults, no checks): derivation's fast path."""
+    return tuple.__new__(RouteObservation, values)

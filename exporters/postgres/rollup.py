@@ -13,6 +13,8 @@ successful calls only.
 
 from __future__ import annotations
 
+import json
+
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Sequence
@@ -26,16 +28,22 @@ ROLLUP_COLUMNS: tuple[str, ...] = (
     "reasoning_tokens", "cost_usd",
 )
 
-_KEY_NAMES = ("route", "agent", "request_model", "provider", "operation")
 _SUM_NAMES = ("n", "n_ok", "n_fallback", "input_tokens", "output_tokens", "cached_input_tokens",
               "reasoning_tokens", "cost_usd", "n_cost", "duration_ms_ok_sum")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MINUTE = timedelta(minutes=1)
+#: Position of ``cost_usd`` among the sums (sent as text: a Decimal is not JSON).
+_COST_POS = _SUM_NAMES.index("cost_usd")
+#: JSON with no NaN/Infinity (PostgreSQL's JSON has none): such a batch raises here and
+#: goes the careful way, where SQL aggregates the stored rows.
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False).encode
 
 
-def rollup_params(rows: Sequence[Sequence[Any]], idx: Sequence[int]) -> dict[str, list[Any]]:
+def rollup_params(rows: Sequence[Sequence[Any]], idx: Sequence[int]) -> dict[str, str]:
     """Parameters of ``write_rollups.sql`` for ``rows`` (COPY rows; ``idx`` locates
-    :data:`ROLLUP_COLUMNS` in them). Raises ``TypeError``/``ValueError`` for values the
+    :data:`ROLLUP_COLUMNS` in them): per level (``minute``, ``hour``, ``route_hour``) a
+    JSON array of rollup rows, each ``[minute since the epoch, *key, *sums, lat_idx,
+    lat_cnt, ttft_idx, ttft_cnt]``. Raises ``TypeError``/``ValueError`` for values the
     rollups cannot key or add up; the writer then takes the careful way."""
     (i_st, i_route, i_agent, i_model, i_provider, i_op, i_ok, i_fallback, i_dur, i_ttft,
      i_in, i_out, i_cached, i_reasoning, i_cost) = idx
@@ -90,34 +98,30 @@ def rollup_params(rows: Sequence[Sequence[Any]], idx: Sequence[int]) -> dict[str
         hour = key[0] // 60 * 60
         _add(hours, (hour, *key[1:]), acc)
         _add(routes, (hour, key[1]), acc)
-    hists: dict[str, dict[tuple[Any, ...], dict[int, int]]] = {"m": {}, "h": {}, "r": {}}
+    hists: dict[str, dict[tuple[Any, ...], dict[int, int]]] = {"minute": {}, "hour": {}, "route_hour": {}}
     for (kind, key, b), c in bins.items():
         hour = key[0] // 60 * 60
-        for level, level_key in (("m", key), ("h", (hour, *key[1:])), ("r", (hour, key[1]))):
+        for level, level_key in (("minute", key), ("hour", (hour, *key[1:])), ("route_hour", (hour, key[1]))):
             per_kind = hists[level].setdefault((kind, level_key), {})
             per_kind[b] = per_kind.get(b, 0) + c
-    params: dict[str, list[Any]] = {}
-    for level, level_groups, names in (("m", groups, _KEY_NAMES), ("h", hours, _KEY_NAMES),
-                                       ("r", routes, _KEY_NAMES[:1])):
-        params[f"{level}_ts"] = [_EPOCH + k[0] * _MINUTE for k in level_groups]
-        for pos, name in enumerate(names, start=1):
-            params[f"{level}_{name}"] = [k[pos] for k in level_groups]
-        for pos, name in enumerate(_SUM_NAMES):
-            params[f"{level}_{name}"] = [acc[pos] for acc in level_groups.values()]
+    params: dict[str, str] = {}
+    for level, level_groups in (("minute", groups), ("hour", hours), ("route_hour", routes)):
         level_hists = hists[level]
-        for kind in ("lat", "ttft"):
-            idx_col, cnt_col = [], []
-            for key in level_groups:
+        out = []
+        for key, acc in level_groups.items():
+            row = [*key, *acc]
+            row[len(key) + _COST_POS] = str(acc[_COST_POS])  # exact, as text
+            for kind in ("lat", "ttft"):
                 hist = level_hists.get((kind, key))
                 if hist:
                     buckets = sorted(hist)
-                    idx_col.append("{" + ",".join(map(str, buckets)) + "}")
-                    cnt_col.append("{" + ",".join(str(hist[b]) for b in buckets) + "}")
+                    row.append("{" + ",".join(map(str, buckets)) + "}")
+                    row.append("{" + ",".join([str(hist[b]) for b in buckets]) + "}")
                 else:
-                    idx_col.append("{}")
-                    cnt_col.append("{}")
-            params[f"{level}_{kind}_idx"] = idx_col
-            params[f"{level}_{kind}_cnt"] = cnt_col
+                    row.append("{}")
+                    row.append("{}")
+            out.append(row)
+        params[level] = _dumps(out)
     return params
 
 

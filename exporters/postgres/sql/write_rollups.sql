@@ -2,34 +2,37 @@
 -- to the per-minute and per-hour rollups (by route/agent/model/provider/operation) and to
 -- the per-route hourly rollup. Used only when every row of the batch was just inserted
 -- by a plain COPY in the same transaction, so the deltas count exactly the rows stored.
--- Same upserts as write_chunk.sql; histograms arrive as array literals, one per rollup
--- row; rows are upserted in key order so that concurrent writers never deadlock.
--- Parameters: one array per column and level (m_ minute, h_ hour, r_ route and hour).
+-- Same upserts as write_chunk.sql. Rows are upserted in key order so that concurrent
+-- writers never deadlock.
+-- Parameters: one JSON array per level (minute, hour, route_hour) of rollup rows, each
+-- row an array in the column order of its INSERT: the key (ts as minutes since the
+-- epoch), the sums (cost_usd as a decimal string, exact), and the histograms as array
+-- literals ("{12,40}"). One text parameter a level costs the writer far less to send
+-- than one array parameter a column.
 WITH up_minute AS (
     INSERT INTO route_rollup_minute AS r (ts, route, agent, request_model, provider, operation, n, n_ok, n_fallback, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, cost_usd, n_cost, duration_ms_ok_sum, lat_idx, lat_cnt, ttft_idx, ttft_cnt)
-    SELECT u.ts, u.route, u.agent, u.request_model, u.provider, u.operation, u.n, u.n_ok, u.n_fallback, u.input_tokens, u.output_tokens, u.cached_input_tokens, u.reasoning_tokens, u.cost_usd, u.n_cost, u.duration_ms_ok_sum, u.lat_idx::smallint[], u.lat_cnt::integer[], u.ttft_idx::smallint[], u.ttft_cnt::integer[]
-    FROM unnest(%(m_ts)s::timestamptz[],
-                %(m_route)s::text[],
-                %(m_agent)s::text[],
-                %(m_request_model)s::text[],
-                %(m_provider)s::text[],
-                %(m_operation)s::text[],
-                %(m_n)s::bigint[],
-                %(m_n_ok)s::bigint[],
-                %(m_n_fallback)s::bigint[],
-                %(m_input_tokens)s::bigint[],
-                %(m_output_tokens)s::bigint[],
-                %(m_cached_input_tokens)s::bigint[],
-                %(m_reasoning_tokens)s::bigint[],
-                %(m_cost_usd)s::numeric[],
-                %(m_n_cost)s::bigint[],
-                %(m_duration_ms_ok_sum)s::float8[],
-                %(m_lat_idx)s::text[],
-                %(m_lat_cnt)s::text[],
-                %(m_ttft_idx)s::text[],
-                %(m_ttft_cnt)s::text[])
-        AS u(ts, route, agent, request_model, provider, operation, n, n_ok, n_fallback, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, cost_usd, n_cost, duration_ms_ok_sum, lat_idx, lat_cnt, ttft_idx, ttft_cnt)
-    ORDER BY u.ts, u.route, u.agent, u.request_model, u.provider, u.operation
+    SELECT to_timestamp((e->>0)::bigint * 60) AS ts,
+           e->>1 AS route,
+           e->>2 AS agent,
+           e->>3 AS request_model,
+           e->>4 AS provider,
+           e->>5 AS operation,
+           (e->>6)::bigint AS n,
+           (e->>7)::bigint AS n_ok,
+           (e->>8)::bigint AS n_fallback,
+           (e->>9)::bigint AS input_tokens,
+           (e->>10)::bigint AS output_tokens,
+           (e->>11)::bigint AS cached_input_tokens,
+           (e->>12)::bigint AS reasoning_tokens,
+           (e->>13)::numeric AS cost_usd,
+           (e->>14)::bigint AS n_cost,
+           (e->>15)::float8 AS duration_ms_ok_sum,
+           (e->>16)::smallint[] AS lat_idx,
+           (e->>17)::integer[] AS lat_cnt,
+           (e->>18)::smallint[] AS ttft_idx,
+           (e->>19)::integer[] AS ttft_cnt
+    FROM jsonb_array_elements(%(minute)s::jsonb) AS e
+    ORDER BY 1, 2, 3, 4, 5, 6
     ON CONFLICT (ts, route, agent, request_model, provider, operation) DO UPDATE SET
         n = r.n + excluded.n,
         n_ok = r.n_ok + excluded.n_ok,
@@ -46,29 +49,28 @@ WITH up_minute AS (
     RETURNING 1
 ), up_hour AS (
     INSERT INTO route_rollup_hour AS r (ts, route, agent, request_model, provider, operation, n, n_ok, n_fallback, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, cost_usd, n_cost, duration_ms_ok_sum, lat_idx, lat_cnt, ttft_idx, ttft_cnt)
-    SELECT u.ts, u.route, u.agent, u.request_model, u.provider, u.operation, u.n, u.n_ok, u.n_fallback, u.input_tokens, u.output_tokens, u.cached_input_tokens, u.reasoning_tokens, u.cost_usd, u.n_cost, u.duration_ms_ok_sum, u.lat_idx::smallint[], u.lat_cnt::integer[], u.ttft_idx::smallint[], u.ttft_cnt::integer[]
-    FROM unnest(%(h_ts)s::timestamptz[],
-                %(h_route)s::text[],
-                %(h_agent)s::text[],
-                %(h_request_model)s::text[],
-                %(h_provider)s::text[],
-                %(h_operation)s::text[],
-                %(h_n)s::bigint[],
-                %(h_n_ok)s::bigint[],
-                %(h_n_fallback)s::bigint[],
-                %(h_input_tokens)s::bigint[],
-                %(h_output_tokens)s::bigint[],
-                %(h_cached_input_tokens)s::bigint[],
-                %(h_reasoning_tokens)s::bigint[],
-                %(h_cost_usd)s::numeric[],
-                %(h_n_cost)s::bigint[],
-                %(h_duration_ms_ok_sum)s::float8[],
-                %(h_lat_idx)s::text[],
-                %(h_lat_cnt)s::text[],
-                %(h_ttft_idx)s::text[],
-                %(h_ttft_cnt)s::text[])
-        AS u(ts, route, agent, request_model, provider, operation, n, n_ok, n_fallback, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, cost_usd, n_cost, duration_ms_ok_sum, lat_idx, lat_cnt, ttft_idx, ttft_cnt)
-    ORDER BY u.ts, u.route, u.agent, u.request_model, u.provider, u.operation
+    SELECT to_timestamp((e->>0)::bigint * 60) AS ts,
+           e->>1 AS route,
+           e->>2 AS agent,
+           e->>3 AS request_model,
+           e->>4 AS provider,
+           e->>5 AS operation,
+           (e->>6)::bigint AS n,
+           (e->>7)::bigint AS n_ok,
+           (e->>8)::bigint AS n_fallback,
+           (e->>9)::bigint AS input_tokens,
+           (e->>10)::bigint AS output_tokens,
+           (e->>11)::bigint AS cached_input_tokens,
+           (e->>12)::bigint AS reasoning_tokens,
+           (e->>13)::numeric AS cost_usd,
+           (e->>14)::bigint AS n_cost,
+           (e->>15)::float8 AS duration_ms_ok_sum,
+           (e->>16)::smallint[] AS lat_idx,
+           (e->>17)::integer[] AS lat_cnt,
+           (e->>18)::smallint[] AS ttft_idx,
+           (e->>19)::integer[] AS ttft_cnt
+    FROM jsonb_array_elements(%(hour)s::jsonb) AS e
+    ORDER BY 1, 2, 3, 4, 5, 6
     ON CONFLICT (ts, route, agent, request_model, provider, operation) DO UPDATE SET
         n = r.n + excluded.n,
         n_ok = r.n_ok + excluded.n_ok,
@@ -85,25 +87,24 @@ WITH up_minute AS (
     RETURNING 1
 ), up_route AS (
     INSERT INTO route_stats_hour AS r (ts, route, n, n_ok, n_fallback, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, cost_usd, n_cost, duration_ms_ok_sum, lat_idx, lat_cnt, ttft_idx, ttft_cnt)
-    SELECT u.ts, u.route, u.n, u.n_ok, u.n_fallback, u.input_tokens, u.output_tokens, u.cached_input_tokens, u.reasoning_tokens, u.cost_usd, u.n_cost, u.duration_ms_ok_sum, u.lat_idx::smallint[], u.lat_cnt::integer[], u.ttft_idx::smallint[], u.ttft_cnt::integer[]
-    FROM unnest(%(r_ts)s::timestamptz[],
-                %(r_route)s::text[],
-                %(r_n)s::bigint[],
-                %(r_n_ok)s::bigint[],
-                %(r_n_fallback)s::bigint[],
-                %(r_input_tokens)s::bigint[],
-                %(r_output_tokens)s::bigint[],
-                %(r_cached_input_tokens)s::bigint[],
-                %(r_reasoning_tokens)s::bigint[],
-                %(r_cost_usd)s::numeric[],
-                %(r_n_cost)s::bigint[],
-                %(r_duration_ms_ok_sum)s::float8[],
-                %(r_lat_idx)s::text[],
-                %(r_lat_cnt)s::text[],
-                %(r_ttft_idx)s::text[],
-                %(r_ttft_cnt)s::text[])
-        AS u(ts, route, n, n_ok, n_fallback, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, cost_usd, n_cost, duration_ms_ok_sum, lat_idx, lat_cnt, ttft_idx, ttft_cnt)
-    ORDER BY u.ts, u.route
+    SELECT to_timestamp((e->>0)::bigint * 60) AS ts,
+           e->>1 AS route,
+           (e->>2)::bigint AS n,
+           (e->>3)::bigint AS n_ok,
+           (e->>4)::bigint AS n_fallback,
+           (e->>5)::bigint AS input_tokens,
+           (e->>6)::bigint AS output_tokens,
+           (e->>7)::bigint AS cached_input_tokens,
+           (e->>8)::bigint AS reasoning_tokens,
+           (e->>9)::numeric AS cost_usd,
+           (e->>10)::bigint AS n_cost,
+           (e->>11)::float8 AS duration_ms_ok_sum,
+           (e->>12)::smallint[] AS lat_idx,
+           (e->>13)::integer[] AS lat_cnt,
+           (e->>14)::smallint[] AS ttft_idx,
+           (e->>15)::integer[] AS ttft_cnt
+    FROM jsonb_array_elements(%(route_hour)s::jsonb) AS e
+    ORDER BY 1, 2
     ON CONFLICT (ts, route) DO UPDATE SET
         n = r.n + excluded.n,
         n_ok = r.n_ok + excluded.n_ok,
