@@ -26,6 +26,7 @@ from otel_llm.scope import Scope, ScopeSpanProcessor, agent, current_scope, rout
 from otel_llm.tools import ToolCall, tool_span
 
 if TYPE_CHECKING:
+    from otel_llm.feedback import flush_feedback, record_feedback
     from otel_llm.setup import Telemetry, configure
 
 _LAZY = {
@@ -34,6 +35,8 @@ _LAZY = {
     "llm_call": ("otel_llm.decorator", "llm_call"),
     "instrument": ("otel_llm.instrument", "instrument"),
     "uninstrument": ("otel_llm.instrument", "uninstrument"),
+    "record_feedback": ("otel_llm.feedback", "record_feedback"),
+    "flush_feedback": ("otel_llm.feedback", "flush_feedback"),
 }
 
 
@@ -67,9 +70,11 @@ __all__ = [
     "error_type_of",
     "fallback_attempts",
     "fallback_chain",
+    "flush_feedback",
     "instrument",
     "llm_call",
     "llm_span",
+    "record_feedback",
     "record_routing_decision",
     "route",
     "scope",
