@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import psycopg
 
-from exporters.postgres.schema import load_sql, resolve_schema, set_local_search_path
 from otel_llm.feedback import OUTCOMES
+from otel_llm.reports._query import as_float, fetch, window_bounds
 
 #: Weights of the three parts of the score.
 WEIGHT_SUCCESS = 0.50
@@ -171,15 +171,10 @@ def confidence_by_agent_model(conn: psycopg.Connection, *, now: datetime | None 
     Sorted by agent then model. ``conn`` may be any connection; the query runs in its own
     transaction with a local ``search_path``.
     """
-    if window <= timedelta(0):
-        raise ValueError("window must be positive")
-    schema = resolve_schema(schema)
-    end = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    params = {"start": end - window, "end": end, "recent_start": end - TREND_PERIOD,
-              "previous_start": end - 2 * TREND_PERIOD}
-    with conn.transaction():
-        set_local_search_path(conn, schema)
-        rows = conn.execute(load_sql("feedback_confidence"), params).fetchall()
+    start, end = window_bounds(window, now)
+    rows = fetch(conn, schema, "feedback_confidence",
+                 {"start": start, "end": end, "recent_start": end - TREND_PERIOD,
+                  "previous_start": end - 2 * TREND_PERIOD})
     periods: dict[tuple[str | None, str | None], dict[str, tuple[FeedbackTotals, datetime]]] = {}
     for agent, model, period, n, n_success, q_sum, q_n, s_sum, s_n, last_at in rows:
         totals = FeedbackTotals(int(n), int(n_success), float(q_sum or 0.0), int(q_n),
@@ -224,20 +219,15 @@ class AgentFeedbackStats:
 def feedback_stats_by_agent(conn: psycopg.Connection, window: timedelta = DEFAULT_WINDOW, *,
                             now: datetime | None = None, schema: str | None = None) -> list[AgentFeedbackStats]:
     """Feedback volume, outcome mix and mean scores per agent, busiest first."""
-    if window <= timedelta(0):
-        raise ValueError("window must be positive")
-    schema = resolve_schema(schema)
-    end = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    with conn.transaction():
-        set_local_search_path(conn, schema)
-        rows = conn.execute(load_sql("feedback_stats"), {"start": end - window, "end": end}).fetchall()
+    start, end = window_bounds(window, now)
     out = []
     for (agent, n, n_success, n_fallback, n_timeout, n_error, n_rejected, mean_q, q_n, mean_s, s_n,
-         n_comments, n_models, first_at, last_at) in rows:
+         n_comments, n_models, first_at, last_at) in fetch(conn, schema, "feedback_stats",
+                                                           {"start": start, "end": end}):
         outcomes = dict(zip(OUTCOMES, map(int, (n_success, n_fallback, n_timeout, n_error, n_rejected))))
         out.append(AgentFeedbackStats(
             agent=agent, feedback_count=int(n), outcomes=outcomes, success_rate=int(n_success) / int(n),
-            mean_quality=None if mean_q is None else float(mean_q), quality_count=int(q_n),
-            mean_satisfaction=None if mean_s is None else float(mean_s), satisfaction_count=int(s_n),
+            mean_quality=as_float(mean_q), quality_count=int(q_n),
+            mean_satisfaction=as_float(mean_s), satisfaction_count=int(s_n),
             comment_count=int(n_comments), model_count=int(n_models), first_at=first_at, last_at=last_at))
     return out
