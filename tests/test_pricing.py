@@ -135,7 +135,8 @@ def test_unknown_models_and_unusable_counts_are_not_priced(book, caplog) -> None
     assert book(obs(None, None, input_tokens=10, output_tokens=1)) is None
     assert book(obs("openai", "gpt-4o-mini")) is None  # no token counts: not $0
     with caplog.at_level(logging.WARNING, logger="otel_llm.pricing"):
-        assert book(obs("openai", "gpt-4o-mini", input_tokens="many", output_tokens=1)) is None  # type: ignore[arg-type]
+        bad = obs("openai", "gpt-4o-mini", input_tokens="many", output_tokens=1)  # type: ignore[arg-type]
+        assert book(bad) is None
     assert "cannot price" in caplog.text
 
 

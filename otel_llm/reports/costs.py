@@ -61,7 +61,8 @@ def parse_when(value: str | date | datetime, *, now: datetime | None = None) -> 
 
 
 def resolve_interval(since: str | date | datetime | None = None, until: str | date | datetime | None = None,
-                     window: str | timedelta | None = None, *, now: datetime | None = None) -> tuple[datetime, datetime]:
+                     window: str | timedelta | None = None, *,
+                     now: datetime | None = None) -> tuple[datetime, datetime]:
     """``[start, end)`` in UTC from ``since``/``until`` or ``window`` (back from ``until``,
     default now); with neither, the last :data:`DEFAULT_WINDOW`."""
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
@@ -187,19 +188,21 @@ def rollup_bounds(start: datetime, end: datetime) -> dict[str, datetime]:
     return {"start": start, "end": end, "hour_start": hour_start, "hour_end": hour_end}
 
 
-def _flags(by: Sequence[str]) -> dict[str, Any]:
+def grouping_params(by: Sequence[str]) -> dict[str, Any]:
+    """The ``g_<dimension>`` flags and ``tag_key`` parameters of the cost queries."""
     flags: dict[str, Any] = {f"g_{d}": d in by for d in DIMENSIONS}
     tag = next((d[len(TAG_PREFIX):] for d in by if d.startswith(TAG_PREFIX)), None)
     flags["tag_key"] = tag
     return flags
 
 
-_ROW_DIMENSIONS = ("agent", "model", "provider", "route", "operation", "session", "user", "tag")
+#: The dimension columns of every cost query, in order (``tag`` for ``tag:<key>``).
+ROW_DIMENSIONS = ("agent", "model", "provider", "route", "operation", "session", "user", "tag")
 
 
 def _row(values: Sequence[Any], by: Sequence[str]) -> CostRow:
     period = values[0]
-    dims = dict(zip(_ROW_DIMENSIONS, values[1:9]))
+    dims = dict(zip(ROW_DIMENSIONS, values[1:9]))
     group = {d: dims["tag" if d.startswith(TAG_PREFIX) else d] for d in by}
     n, n_cost, cost, tin, tcached, tcreate, tout, treason = values[9:17]
     return CostRow(period=period, group=group, calls=int(n), priced_calls=int(n_cost),
@@ -241,7 +244,7 @@ def cost_report(conn: psycopg.Connection, *, by: str | Iterable[str] | None = ("
         use = "rollup" if ROLLUP_DIMENSIONS.issuperset(dims) else "raw"
     elif use == "rollup" and not ROLLUP_DIMENSIONS.issuperset(dims):
         raise ValueError(f"the rollups do not keep {', '.join(sorted(set(dims) - ROLLUP_DIMENSIONS))}")
-    params: dict[str, Any] = {"period": None if period == "all" else period, **_flags(dims)}
+    params: dict[str, Any] = {"period": None if period == "all" else period, **grouping_params(dims)}
     if use == "rollup":
         bounds = rollup_bounds(start, end)
         start, end = bounds["start"], bounds["end"]
@@ -256,3 +259,40 @@ def cost_report(conn: psycopg.Connection, *, by: str | Iterable[str] | None = ("
     rows = tuple(_row(r, dims) for r in fetched)
     return CostReport(start=start, end=end, by=dims, period=period, source=use, rows=rows,
                       total=_total(rows, use == "rollup"))
+
+
+# --- daily trend ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class DayCost:
+    """One UTC day's cost; ``change`` is against the day before (``None`` for the first
+    day, or when the day before cost nothing)."""
+
+    day: date
+    calls: int
+    cost_usd: Decimal
+    change: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"day": self.day.isoformat(), "calls": self.calls, "cost_usd": str(self.cost_usd),
+                "change": self.change}
+
+
+def daily_trend(conn: psycopg.Connection, *, since: str | date | datetime | None = None,
+                until: str | date | datetime | None = None, window: str | timedelta | None = None,
+                schema: str | None = None, now: datetime | None = None) -> tuple[DayCost, ...]:
+    """Total cost per UTC day over the interval (from the rollups), every day listed —
+    days without calls as 0 — with the relative change from the day before."""
+    report = cost_report(conn, by=(), period="day", since=since, until=until, window=window,
+                         schema=schema, now=now)
+    found = {r.period.date(): r for r in report.rows if r.period is not None}
+    out: list[DayCost] = []
+    day, last = report.start.date(), (report.end - timedelta(microseconds=1)).date()
+    previous: Decimal | None = None
+    while day <= last:
+        row = found.get(day)
+        cost = row.cost_usd if row else Decimal(0)
+        change = float((cost - previous) / previous) if previous else None
+        out.append(DayCost(day, row.calls if row else 0, cost, change))
+        previous = cost
+        day += timedelta(days=1)
+    return tuple(out)
