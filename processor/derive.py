@@ -502,7 +502,8 @@ class _Layout:
     """Everything about a span's attributes that depends only on their names, worked out
     once per distinct set of names: which attributes feed which fields, and the key scan."""
 
-    __slots__ = ("reads", "read_keys", "scan", "operation_keys", "cost_keys", "parameter_keys", "keep", "keep_content")
+    __slots__ = ("reads", "read_keys", "scan", "operation_keys", "cost_keys", "parameter_keys", "keep",
+                 "keep_content", "keep_unread", "keep_content_unread")
 
     def __init__(self, keys: tuple[str, ...]) -> None:
         index = _INDEX
@@ -527,6 +528,8 @@ class _Layout:
         tag_prefix = semconv.OTEL_LLM_TAGS_PREFIX
         self.keep_content = tuple(k for k in keys if not k.startswith(tag_prefix))
         self.keep = tuple(k for k in self.keep_content if k not in content)
+        self.keep_content_unread = tuple(k for k in self.keep_content if k not in self.read_keys)
+        self.keep_unread = tuple(k for k in self.keep if k not in self.read_keys)
 
 
 #: Converters :class:`_Reader` inlines for their usual type (1: str, 2: int, 3: bool).
@@ -553,7 +556,7 @@ def _layout(attrs: Mapping[str, Any]) -> "_Layout":
 class _Reader:
     """The fields of one span's attributes, read in one pass; remembers what it used and what was unusable."""
 
-    __slots__ = ("attrs", "values", "ranks", "consumed", "invalid")
+    __slots__ = ("attrs", "values", "ranks", "consumed", "invalid", "failed_keys")
 
     def __init__(self, attrs: Mapping[str, Any], layout: "_Layout | None" = None) -> None:
         self.attrs = attrs
@@ -592,6 +595,8 @@ class _Reader:
         self.values = values
         self.ranks = ranks
         self.consumed = consumed
+        #: Attributes read for a field whose value was unusable there.
+        self.failed_keys = failed_keys
         self.invalid: list[str] = sorted({f for f in unusable if f not in values}) if unusable else []
 
     def mark_invalid(self, field: str) -> None:
@@ -744,6 +749,24 @@ def _tool_calls(reader: _Reader, scan: _KeyScan) -> int | None:
     if output is not None:
         return _count_tool_call_parts(_parse_json(output))
     return None
+
+
+#: The last resource read, with its service name and instance id: the spans of one
+#: process share one resource, so it is read once, not once per span.
+_last_resource: tuple[Any, tuple[str | None, str | None]] = (None, (None, None))
+
+
+def _service_of(resource_attributes: Any) -> tuple[str | None, str | None]:
+    """``service.name`` and ``service.instance.id`` of a span's resource."""
+    global _last_resource
+    last = _last_resource
+    if resource_attributes is last[0] and resource_attributes is not None:
+        return last[1]
+    resource = resource_attributes if isinstance(resource_attributes, Mapping) else {}
+    found = (_text(resource.get(semconv.SERVICE_NAME)), _ident(resource.get(semconv.SERVICE_INSTANCE_ID)))
+    if getattr(resource_attributes, "_immutable", False) is True:  # an SDK resource's: never changes
+        _last_resource = (resource_attributes, found)  # one store: threads see old or new, whole
+    return found
 
 
 def _invocation_parameters(attrs: Mapping[str, Any],
@@ -905,9 +928,12 @@ def _derive(
 
     parent_hex = None
     if parent_span_id is not None:
-        parent_hex = _hex_id(parent_span_id, 16)
-        if parent_hex is None:
-            reader.mark_invalid("parent_span_id")
+        if type(parent_span_id) is int and 0 < parent_span_id < _SPAN_ID_LIMIT:
+            parent_hex = format(parent_span_id, "016x")
+        else:
+            parent_hex = _hex_id(parent_span_id, 16)
+            if parent_hex is None:
+                reader.mark_invalid("parent_span_id")
 
     if operation is None and scan.chat_keys:
         operation = semconv.OP_CHAT
@@ -916,11 +942,9 @@ def _derive(
     reader.consumed.update(layout.operation_keys)
 
     # who: the resource says which service; a span attribute only when the resource does not
-    resource = resource_attributes if isinstance(resource_attributes, Mapping) else {}
-    service_name = _text(resource.get(semconv.SERVICE_NAME))
+    service_name, instance_id = _service_of(resource_attributes)
     if service_name is None and (service_name := _text(attrs.get(semconv.SERVICE_NAME))) is not None:
         reader.consumed.add(semconv.SERVICE_NAME)
-    instance_id = _ident(resource.get(semconv.SERVICE_INSTANCE_ID))
     if instance_id is None and (instance_id := _ident(attrs.get(semconv.SERVICE_INSTANCE_ID))) is not None:
         reader.consumed.add(semconv.SERVICE_INSTANCE_ID)
 
@@ -986,7 +1010,10 @@ def _derive(
     # the rest worth keeping
     consumed = reader.consumed
     kept: dict[str, Any] = {}
-    for key in layout.keep_content if capture_content else layout.keep:
+    # Attributes read into a field are consumed unless none of their values was usable:
+    # only the others, and those, need a look.
+    for key in (layout.keep_content_unread if capture_content else layout.keep_unread) \
+            if not reader.failed_keys else (layout.keep_content if capture_content else layout.keep):
         if key in consumed:
             continue
         if len(kept) >= MAX_ATTRIBUTES:

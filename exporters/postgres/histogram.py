@@ -23,7 +23,8 @@ MAX_BUCKET = 32767
 #: Worst-case relative error of a value represented by its bucket.
 MAX_RELATIVE_ERROR = math.sqrt(RATIO) - 1
 
-_LOG_RATIO = math.log(RATIO)
+#: Natural log of :data:`RATIO` (bucket arithmetic; the SQL twin divides by ln(1.04) too).
+LOG_RATIO = math.log(RATIO)
 
 
 def bucket(value_ms: float) -> int:
@@ -32,7 +33,7 @@ def bucket(value_ms: float) -> int:
         return 0
     if not math.isfinite(value_ms):
         return MAX_BUCKET
-    return min(1 + math.floor(math.log(value_ms / MIN_MS) / _LOG_RATIO), MAX_BUCKET)
+    return min(1 + math.floor(math.log(value_ms / MIN_MS) / LOG_RATIO), MAX_BUCKET)
 
 
 def bucket_value(index: int) -> float:

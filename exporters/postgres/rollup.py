@@ -14,12 +14,13 @@ successful calls only.
 from __future__ import annotations
 
 import json
+import math
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Sequence
 
-from exporters.postgres.histogram import bucket
+from exporters.postgres.histogram import LOG_RATIO, MIN_MS, bucket
 
 #: The row values the rollups read, in the order :func:`rollup_params` expects their indices.
 ROLLUP_COLUMNS: tuple[str, ...] = (
@@ -34,6 +35,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MINUTE = timedelta(minutes=1)
 #: Position of ``cost_usd`` among the sums (sent as text: a Decimal is not JSON).
 _COST_POS = _SUM_NAMES.index("cost_usd")
+_N_SUMS = len(_SUM_NAMES)
 #: JSON with no NaN/Infinity (PostgreSQL's JSON has none): such a batch raises here and
 #: goes the careful way, where SQL aggregates the stored rows.
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False).encode
@@ -47,8 +49,9 @@ def rollup_params(rows: Sequence[Sequence[Any]], idx: Sequence[int]) -> dict[str
     rollups cannot key or add up; the writer then takes the careful way."""
     (i_st, i_route, i_agent, i_model, i_provider, i_op, i_ok, i_fallback, i_dur, i_ttft,
      i_in, i_out, i_cached, i_reasoning, i_cost) = idx
+    # key -> [10 sums (see _SUM_NAMES), latency bins {bucket: count}, TTFT bins]
     groups: dict[tuple[Any, ...], list[Any]] = {}
-    bins: dict[tuple[Any, ...], int] = {}
+    log, min_ms, log_ratio, inf = math.log, MIN_MS, LOG_RATIO, math.inf
     for r in rows:
         # Minutes since the epoch (an aware time of any zone; a naive one raises).
         minute = (r[i_st] - _EPOCH) // _MINUTE
@@ -61,7 +64,7 @@ def rollup_params(rows: Sequence[Sequence[Any]], idx: Sequence[int]) -> dict[str
         if acc is None:
             if any(type(k) is not str for k in key[1:]):
                 raise TypeError(f"rollup key values must be text: {key[1:]!r}")
-            acc = groups[key] = [0, 0, 0, 0, 0, 0, 0, Decimal(0), 0, 0.0]
+            acc = groups[key] = [0, 0, 0, 0, 0, 0, 0, Decimal(0), 0, 0.0, {}, {}]
         acc[0] += 1
         if r[i_fallback]:
             acc[2] += 1
@@ -85,12 +88,15 @@ def rollup_params(rows: Sequence[Sequence[Any]], idx: Sequence[int]) -> dict[str
             acc[1] += 1
             duration = r[i_dur]
             acc[9] += duration
-            b = ("lat", key, bucket(duration))
-            bins[b] = bins.get(b, 0) + 1
+            # histogram.bucket inlined for the usual finite value (same arithmetic)
+            b = 1 + int(log(duration / min_ms) / log_ratio) if min_ms <= duration < inf else bucket(duration)
+            hist = acc[10]
+            hist[b] = hist.get(b, 0) + 1
             ttft = r[i_ttft]
             if ttft is not None:
-                b = ("ttft", key, bucket(ttft))
-                bins[b] = bins.get(b, 0) + 1
+                b = 1 + int(log(ttft / min_ms) / log_ratio) if min_ms <= ttft < inf else bucket(ttft)
+                hist = acc[11]
+                hist[b] = hist.get(b, 0) + 1
     # The hour and route-hour levels add up the minute groups (far fewer than rows).
     hours: dict[tuple[Any, ...], list[Any]] = {}
     routes: dict[tuple[Any, ...], list[Any]] = {}
@@ -98,37 +104,33 @@ def rollup_params(rows: Sequence[Sequence[Any]], idx: Sequence[int]) -> dict[str
         hour = key[0] // 60 * 60
         _add(hours, (hour, *key[1:]), acc)
         _add(routes, (hour, key[1]), acc)
-    hists: dict[str, dict[tuple[Any, ...], dict[int, int]]] = {"minute": {}, "hour": {}, "route_hour": {}}
-    for (kind, key, b), c in bins.items():
-        hour = key[0] // 60 * 60
-        for level, level_key in (("minute", key), ("hour", (hour, *key[1:])), ("route_hour", (hour, key[1]))):
-            per_kind = hists[level].setdefault((kind, level_key), {})
-            per_kind[b] = per_kind.get(b, 0) + c
-    params: dict[str, str] = {}
-    for level, level_groups in (("minute", groups), ("hour", hours), ("route_hour", routes)):
-        level_hists = hists[level]
-        out = []
-        for key, acc in level_groups.items():
-            row = [*key, *acc]
-            row[len(key) + _COST_POS] = str(acc[_COST_POS])  # exact, as text
-            for kind in ("lat", "ttft"):
-                hist = level_hists.get((kind, key))
-                if hist:
-                    buckets = sorted(hist)
-                    row.append("{" + ",".join(map(str, buckets)) + "}")
-                    row.append("{" + ",".join([str(hist[b]) for b in buckets]) + "}")
-                else:
-                    row.append("{}")
-                    row.append("{}")
-            out.append(row)
-        params[level] = _dumps(out)
-    return params
+    return {level: _dumps([_json_row(key, acc) for key, acc in level_groups.items()])
+            for level, level_groups in (("minute", groups), ("hour", hours), ("route_hour", routes))}
+
+
+def _json_row(key: tuple[Any, ...], acc: list[Any]) -> list[Any]:
+    """One rollup row of ``write_rollups.sql``: key, sums (cost as exact text), histograms."""
+    row = [*key, *acc[:_N_SUMS]]
+    row[len(key) + _COST_POS] = str(acc[_COST_POS])
+    for hist in (acc[_N_SUMS], acc[_N_SUMS + 1]):
+        if hist:
+            buckets = sorted(hist)
+            row.append("{" + ",".join(map(str, buckets)) + "}")
+            row.append("{" + ",".join([str(hist[b]) for b in buckets]) + "}")
+        else:
+            row.append("{}")
+            row.append("{}")
+    return row
 
 
 def _add(into: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...], acc: list[Any]) -> None:
     total = into.get(key)
     if total is None:
-        into[key] = list(acc)
-    else:
-        for i, value in enumerate(acc):
-            total[i] += value
+        into[key] = [*acc[:_N_SUMS], dict(acc[_N_SUMS]), dict(acc[_N_SUMS + 1])]
+        return
+    for i in range(_N_SUMS):
+        total[i] += acc[i]
+    for i in (_N_SUMS, _N_SUMS + 1):
+        merged = total[i]
+        for b, c in acc[i].items():
+            merged[b] = merged.get(b, 0) + c
