@@ -1,0 +1,365 @@
+"""``otel-llm collect`` as a subprocess, fed by real OTLP clients, writing to the real PostgreSQL.
+
+The OpenTelemetry SDK's own exporters (gRPC and HTTP/protobuf) and raw OTLP/JSON posts
+deliver spans; the rows are read back from the database. Errors are answered as OTLP
+asks; saturation is answered with "retry later"; SIGTERM writes everything acknowledged
+and SIGKILL loses nothing acknowledged.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import grpc
+import pytest
+import requests
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from exporters.postgres.schema import connect
+from tests.pg import fresh_schema, pg_dsn  # noqa: F401 - fixtures
+
+ROOT = Path(__file__).resolve().parents[1]
+GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Collect:
+    """One ``otel-llm collect`` subprocess on free ports, with its own log directory."""
+
+    def __init__(self, dsn: str, schema: str, workdir: Path, *args: str) -> None:
+        self.dsn, self.schema, self.workdir, self.args = dsn, schema, workdir, args
+        self.http_port = free_port()
+        self.grpc_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/v1/traces"
+
+    @property
+    def log(self) -> str:
+        return "".join(p.read_text() for p in sorted(self.workdir.glob("collect-*.log")))
+
+    def start(self) -> "Collect":
+        self.starts += 1
+        env = {**os.environ, "OTEL_LLM_SPOOL_DIR": str(self.workdir / "spool")}
+        env.pop("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", None)
+        log = open(self.workdir / f"collect-{self.starts}.log", "wb")  # noqa: SIM115 - the child owns it
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "otel_llm.cli", "collect", "--dsn", self.dsn, "--schema", self.schema,
+             "--wal-dir", str(self.workdir / "wal"), "--http-port", str(self.http_port),
+             "--grpc-port", str(self.grpc_port), "--summary-interval", "1", *self.args],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log
+            if "OTLP/HTTP on" in self.log:
+                return self
+            time.sleep(0.1)
+        raise AssertionError(f"collect did not start:\n{self.log}")
+
+    def terminate(self, timeout: float = 60) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def post(self, body: bytes, content_type: str = "application/json", **headers: str) -> requests.Response:
+        return requests.post(self.url, data=body, headers={"Content-Type": content_type, **headers}, timeout=30)
+
+    def rows(self, where: str = "true") -> list[tuple[Any, ...]]:
+        with connect(self.dsn, self.schema) as conn:
+            return conn.execute(
+                "SELECT trace_id, span_id, agent, request_model, input_tokens, attempt, fallback, ok "
+                f"FROM route_observations WHERE {where} ORDER BY trace_id, span_id").fetchall()
+
+    def wait_rows(self, n: int, timeout: float = 60) -> list[tuple[Any, ...]]:
+        deadline = time.monotonic() + timeout
+        rows: list[tuple[Any, ...]] = []
+        while time.monotonic() < deadline:
+            try:
+                rows = self.rows()
+            except Exception:  # noqa: BLE001 - schema not created yet
+                rows = []
+            if len(rows) >= n:
+                return rows
+            time.sleep(0.2)
+        raise AssertionError(f"{len(rows)} of {n} rows after {timeout} s:\n{self.log}")
+
+
+@pytest.fixture
+def collect(pg_dsn, fresh_schema, tmp_path) -> Iterator[Any]:
+    """A factory: ``collect(*args)`` starts an ``otel-llm collect`` (killed after the test)."""
+    started: list[Collect] = []
+
+    def make(*args: str) -> Collect:
+        c = Collect(pg_dsn, fresh_schema, tmp_path, *args)
+        started.append(c)
+        return c.start()
+
+    yield make
+    for c in started:
+        c.close()
+
+
+# --- bodies ------------------------------------------------------------------------------
+def chat_span(trace: int, span: int, parent: int | None = None, *, tokens: int = 10, **attrs: Any) -> dict:
+    attributes = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                  "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": tokens,
+                  "gen_ai.usage.output_tokens": 2, **attrs}
+    return _span(trace, span, parent, "chat gpt-4o-mini", attributes)
+
+
+def agent_span(trace: int, span: int, name: str) -> dict:
+    return _span(trace, span, None, f"invoke_agent {name}",
+                 {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": name})
+
+
+def _span(trace: int, span: int, parent: int | None, name: str, attributes: dict[str, Any]) -> dict:
+    now = time.time_ns()
+    out = {"traceId": f"{trace:032x}", "spanId": f"{span:016x}", "name": name, "kind": 3,
+           "startTimeUnixNano": str(now - 300_000_000), "endTimeUnixNano": str(now),
+           "attributes": [{"key": k, "value": _any(v)} for k, v in attributes.items()]}
+    if parent is not None:
+        out["parentSpanId"] = f"{parent:016x}"
+    return out
+
+
+def _any(value: Any) -> dict:
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    return {"stringValue": str(value)}
+
+
+def otlp_json(spans: list[dict]) -> bytes:
+    return json.dumps({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]},
+        "scopeSpans": [{"scope": {"name": "tests"}, "spans": spans}]}]}).encode()
+
+
+def batch(first_trace: int, traces: int) -> bytes:
+    """``traces`` traces of an agent span and one chat call under it."""
+    spans = []
+    for t in range(first_trace, first_trace + traces):
+        spans += [agent_span(t, 2 * t + 1, "support"), chat_span(t, 2 * t + 2, 2 * t + 1, tokens=t)]
+    return otlp_json(spans)
+
+
+# --- the tests ---------------------------------------------------------------------------
+def test_the_sdks_grpc_and_http_exporters_deliver_spans_that_become_rows(collect):
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    c = collect("--trace-hold", "0.2")
+    exporters = {
+        "grpc": GrpcExporter(endpoint=f"127.0.0.1:{c.grpc_port}", insecure=True),
+        "http": HttpExporter(endpoint=c.url),
+        "http-gzip": HttpExporter(endpoint=c.url, compression=Compression.Gzip),
+    }
+    for name, exporter in exporters.items():
+        provider = TracerProvider(resource=Resource.create({"service.name": f"svc-{name}"}))
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        tracer = provider.get_tracer("tests")
+        for i in range(5):
+            with tracer.start_as_current_span(f"invoke_agent {name}", attributes={
+                    "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": name}):
+                with tracer.start_as_current_span("chat gpt-4o", attributes={
+                        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                        "gen_ai.usage.input_tokens": 100 + i}):
+                    pass
+                with tracer.start_as_current_span("GET /inventory", attributes={"http.request.method": "GET"}):
+                    pass
+        provider.shutdown()
+    rows = c.wait_rows(15)
+    assert len(rows) == 15
+    by_agent: dict[str, list[int]] = {}
+    for _trace, _span, agent, model, tokens, attempt, fallback, ok in rows:
+        assert (model, attempt, fallback, ok) == ("gpt-4o", 0, False, True)  # model from the span name
+        by_agent.setdefault(agent, []).append(tokens)
+    assert {k: sorted(v) for k, v in by_agent.items()} == {name: [100, 101, 102, 103, 104] for name in exporters}
+    with connect(c.dsn, c.schema) as conn:
+        services = conn.execute("SELECT DISTINCT service_name FROM route_observations ORDER BY 1").fetchall()
+    assert services == [("svc-grpc",), ("svc-http",), ("svc-http-gzip",)]
+    assert c.terminate() == 0
+
+
+def test_otlp_json_posts_land_and_resent_batches_never_count_twice(collect):
+    c = collect("--trace-hold", "0.2")
+    body = batch(1, 20)
+    for _ in range(3):
+        response = c.post(body)
+        assert response.status_code == 200 and response.json() == {}
+    assert c.post(gzip.compress(body), "application/json", **{"Content-Encoding": "gzip"}).status_code == 200
+    assert c.post(batch(21, 5)).status_code == 200
+    rows = c.wait_rows(25)
+    time.sleep(1.5)
+    rows = c.rows()
+    assert len(rows) == 25
+    assert {r[2] for r in rows} == {"support"} and sorted(r[4] for r in rows) == list(range(1, 26))
+    with connect(c.dsn, c.schema) as conn:
+        assert conn.execute("SELECT sum(n)::int FROM route_rollup_minute").fetchone()[0] == 25
+    assert c.terminate() == 0
+    assert "spans in 170, observations out" in c.log
+
+
+def test_bad_requests_get_their_status_and_partial_success_names_rejected_spans(collect):
+    c = collect("--max-body-bytes", "20000")
+    bad = c.post(b'{"resourceSpans": 7}')
+    assert bad.status_code == 400 and "not an OTLP/JSON ExportTraceServiceRequest" in bad.json()["message"]
+    bad_pb = c.post(b"\x0a\x05\x0a\x03", "application/x-protobuf")
+    assert bad_pb.status_code == 400
+    assert "not a protobuf" in status_pb2.Status.FromString(bad_pb.content).message
+    assert c.post(b"{}", "text/plain").status_code == 415
+    assert c.post(b"{}", "application/json", **{"Content-Encoding": "br"}).status_code == 415
+    assert c.post(b"not gzip", "application/json", **{"Content-Encoding": "gzip"}).status_code == 400
+    too_big = c.post(batch(1, 60))
+    assert too_big.status_code == 413 and "exceeds the limit of 20000 bytes" in too_big.json()["message"]
+    bomb = gzip.compress(b" " * 1_000_000 + batch(1, 1))
+    assert c.post(bomb, "application/json", **{"Content-Encoding": "gzip"}).status_code == 413
+    assert requests.post(c.url.replace("/v1/traces", "/v1/metrics"), data=b"{}", timeout=10).status_code == 404
+
+    spans = [chat_span(100, 1), chat_span(0, 2), {**chat_span(101, 3), "spanId": "zz"}]
+    partial = c.post(otlp_json(spans))
+    assert partial.status_code == 200
+    assert partial.json()["partialSuccess"]["rejectedSpans"] == "2"
+    assert "2 of 3 spans rejected" in partial.json()["partialSuccess"]["errorMessage"]
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{c.grpc_port}")
+    export = channel.unary_unary(GRPC_METHOD)
+    with pytest.raises(grpc.RpcError) as info:
+        export(b"\x0a\x05\x0a\x03", timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "not a protobuf" in info.value.details()
+    with pytest.raises(grpc.RpcError) as info:
+        export(b"\x0a" + b"\x80\x80\x02" + b"x" * 40000, timeout=10)
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    pb = _protobuf(otlp_json([chat_span(102, 4), chat_span(103, 0)]))
+    reply = ExportTraceServiceResponse.FromString(export(pb, timeout=10))
+    assert reply.partial_success.rejected_spans == 1
+    channel.close()
+    rows = c.wait_rows(2)
+    assert sorted(int(r[0], 16) for r in rows) == [100, 102]
+    assert c.terminate() == 0
+
+
+def _protobuf(json_body: bytes) -> bytes:
+    from processor.collector.otlp import parse_request
+
+    return parse_request(json_body, "application/json").payload
+
+
+def test_a_bearer_token_is_required_on_both_transports_when_configured(collect):
+    c = collect("--token", "s3cret")
+    assert c.post(batch(1, 1)).status_code == 401
+    assert c.post(batch(1, 1), Authorization="Bearer wrong").status_code == 401
+    assert c.post(batch(1, 1), Authorization="Bearer s3cret").status_code == 200
+    channel = grpc.insecure_channel(f"127.0.0.1:{c.grpc_port}")
+    export = channel.unary_unary(GRPC_METHOD)
+    with pytest.raises(grpc.RpcError) as info:
+        export(_protobuf(batch(2, 1)), timeout=10)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    export(_protobuf(batch(2, 1)), timeout=10, metadata=(("authorization", "Bearer s3cret"),))
+    channel.close()
+    assert c.terminate() == 0
+    assert sorted(int(r[0], 16) for r in c.rows()) == [1, 2]
+
+
+def test_a_full_log_answers_retry_later_and_sigterm_writes_everything_acknowledged(collect):
+    # Traces are held for a minute, so nothing leaves the log: it fills up.
+    c = collect("--trace-hold", "60", "--max-body-bytes", "30000", "--max-wal-bytes", "60000")
+    acknowledged = []
+    refused = None
+    for i in range(20):
+        response = c.post(batch(1 + 10 * i, 10))
+        if response.status_code == 200:
+            acknowledged += range(1 + 10 * i, 11 + 10 * i)
+        else:
+            refused = response
+            break
+    assert refused is not None and refused.status_code == 429
+    assert refused.headers["Retry-After"].isdigit() and "write-ahead log full" in refused.json()["message"]
+    channel = grpc.insecure_channel(f"127.0.0.1:{c.grpc_port}")
+    with pytest.raises(grpc.RpcError) as info:
+        channel.unary_unary(GRPC_METHOD)(_protobuf(batch(900, 10)), timeout=10)
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert ("google.rpc.retryinfo-bin" in dict(info.value.trailing_metadata()))
+    channel.close()
+    assert c.rows() == [] or len(c.rows()) < len(acknowledged)
+    assert c.terminate() == 0
+    assert sorted(int(r[0], 16) for r in c.rows()) == acknowledged
+
+
+def test_sigkill_mid_stream_then_restart_loses_no_acknowledged_batch(collect):
+    c = collect("--trace-hold", "1")
+    acknowledged: list[int] = []
+    stop = threading.Event()
+
+    def send() -> None:
+        first = 1
+        while not stop.is_set():
+            try:
+                response = c.post(batch(first, 20))
+            except requests.RequestException:
+                return  # the collector died under us: this batch was not acknowledged
+            if response.status_code == 200:
+                acknowledged.extend(range(first, first + 20))
+            first += 20
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    while len(acknowledged) < 400:
+        time.sleep(0.01)
+    c.kill()
+    stop.set()
+    sender.join(30)
+    written_before = len(c.rows())
+    assert written_before < len(acknowledged), "the kill should come while traces were still held"
+    c.start()
+    c.wait_rows(len(acknowledged))
+    assert c.terminate() == 0
+    stored = [int(r[0], 16) for r in c.rows()]
+    # A batch logged just before the kill may be stored without its answer having reached
+    # the sender: more rows than acknowledged, never fewer, never one twice.
+    assert set(acknowledged) <= set(stored) and len(stored) == len(set(stored))
+    assert len(stored) - len(acknowledged) <= 20
+    with connect(c.dsn, c.schema) as conn:
+        assert conn.execute("SELECT sum(n)::int FROM route_rollup_minute").fetchone()[0] == len(stored)
+
+
+def test_a_second_collector_on_the_same_log_refuses_to_start(collect, pg_dsn, fresh_schema, tmp_path):
+    collect()
+    other = Collect(pg_dsn, fresh_schema, tmp_path)
+    with pytest.raises(AssertionError, match="in use by another process"):
+        other.start()
