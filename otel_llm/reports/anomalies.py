@@ -11,18 +11,25 @@ rollup (whole hours). One query answers every agent and route at once.
   z-score ``z = (ln x - median) / (1.4826 * MAD)`` of the window's value ``x`` against
   the baseline slots' values (median and median absolute deviation; 1.4826 makes MAD
   estimate the standard deviation of normal data). Log, because latency is skewed and
-  a spike is a ratio. The scaled MAD is floored at ``ln 1.04``, the width of one
-  rollup histogram bucket: a baseline steadier than that resolution is not evidence
-  that a 5 % change is unusual. A spike is ``z >= z_threshold`` (default 3.5).
-- **Success-rate drops**: a one-sided two-proportion z-test of the window's success
-  rate against the baseline's pooled rate, ``z = (p1 - p0) / sqrt(p (1 - p) (1/n1 +
-  1/n0))`` with ``p`` the rate of both together; a drop is ``z <= -z_threshold`` and at
-  least ``min_drop`` (default 2 percentage points) below the baseline, so that a
-  significant but negligible dip in heavy traffic is not reported.
+  a spike is a ratio. Baseline values are percentiles of the rollup histograms,
+  interpolated within their bucket. The spread is the larger of the scaled MAD and
+  ``IQR / 1.349`` (see :func:`robust_z`), floored at ``ln 1.04``, the width of one
+  bucket: a baseline steadier than that resolution is not evidence that a 5 % change
+  is unusual. A spike is ``z >= z_threshold`` (default 3.5).
+- **Success-rate drops**: the window's success rate against the baseline's pooled
+  rate. The reported ``z`` is the two-proportion z, ``(p1 - p0) / sqrt(p (1 - p)
+  (1/n1 + 1/n0))`` with ``p`` the rate of both together. The decision uses the exact
+  binomial tail of the window's failures at the baseline failure rate (``p_value``),
+  compared with the normal tail of ``z_threshold``: with few expected failures (2 %
+  of 60 calls is 1.2) the normal approximation calls ordinary bad luck significant.
+  A drop must also be at least ``min_drop`` (default 2 percentage points), so that a
+  significant but negligible dip in heavy traffic is not reported. Traffic whose
+  failure rate varies from hour to hour more than chance will be flagged more often.
 - **Confidence degradation** is not computed here yet (see the confidence report).
 
-Minimum samples: the window needs ``min_events`` calls (successful ones for latency),
-each baseline slot ``min_slot_events`` to count as a value, and the baseline
+Minimum samples: the window needs ``min_events`` calls (successful ones for latency;
+for a percentile also enough calls beyond it, 100 for p95, see :func:`tail_minimum`),
+each baseline slot as many (``min_slot_events`` for slots) to count as a value, and the baseline
 ``min_baseline_points`` such values; otherwise that key is not judged.
 """
 
@@ -36,15 +43,21 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import psycopg
 
-from exporters.postgres.histogram import RATIO, bucket, bucket_value
+from exporters.postgres.histogram import MIN_MS, RATIO
 from exporters.postgres.route_stats import RAW_WINDOW_LIMIT
 from exporters.postgres.schema import load_sql, resolve_schema, set_local_search_path
 
 #: Scale that makes the MAD estimate a normal standard deviation.
 MAD_SCALE = 1.4826
+#: Interquartile range of a standard normal distribution.
+IQR_SCALE = 1.349
 #: Smallest spread assumed for log-latency: one rollup histogram bucket.
 MIN_LOG_SPREAD = math.log(RATIO)
 DEFAULT_Z = 3.5
+#: Calls a latency percentile needs beyond it before it is judged (see :func:`tail_minimum`).
+TAIL_EVENTS = 5
+
+_QUANTILES = {"p50": 0.5, "p95": 0.95}
 
 Kind = Literal["latency_spike", "success_rate_drop"]
 Dimension = Literal["agent", "route"]
@@ -79,6 +92,8 @@ class Anomaly:
     baseline_points: int
     #: For success-rate drops: the pooled baseline rate the test used.
     baseline_rate: float | None = None
+    #: For success-rate drops: chance of at least this many failures at the baseline rate.
+    p_value: float | None = None
 
     @property
     def explanation(self) -> str:
@@ -91,8 +106,8 @@ class Anomaly:
                     f"(x{self.value / self.baseline_median:.2f}; MAD of log-latency {self.mad:.3f}, "
                     f"z {self.z:.1f}; {self.n} calls, {self.baseline_points} baseline slots)")
         return (f"{who}: {what} {100 * self.value:.1f} % vs baseline {100 * (self.baseline_rate or 0):.1f} % "
-                f"(slot median {100 * self.baseline_median:.1f} %, MAD {100 * self.mad:.1f} pp; z {self.z:.1f}; "
-                f"{self.n} calls vs {self.baseline_n})")
+                f"(slot median {100 * self.baseline_median:.1f} %, MAD {100 * self.mad:.1f} pp; z {self.z:.1f}, "
+                f"p {self.p_value:.1e}; {self.n} calls vs {self.baseline_n})")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -133,7 +148,9 @@ def find_anomalies(conn: psycopg.Connection, *, window: timedelta = _HOUR, basel
         rows = conn.execute(load_sql("anomalies"), params).fetchall()
     tests: dict[tuple[str, str | None], _Slot] = {}
     bases: dict[tuple[str, str | None], list[_Slot]] = {}
-    for part, dim, key, _slot, n, n_ok, p50, p95 in rows:
+    for part, dim, key, _slot, n, n_ok, p50, p95, idx, cnt in rows:
+        if idx is not None:
+            p50, p95 = (interpolated_percentile(idx, cnt, q) for q in (0.5, 0.95))
         value = _Slot(int(n), int(n_ok), None if p50 is None else float(p50), None if p95 is None else float(p95))
         if part == "test":
             tests[(dim, key)] = value
@@ -157,13 +174,21 @@ def find_anomalies(conn: psycopg.Connection, *, window: timedelta = _HOUR, basel
     return found
 
 
-def robust_z(value: float, baseline: Sequence[float] | np.ndarray, *, min_spread: float = 0.0) -> tuple[float, float, float]:
-    """``(z, median, mad)`` of ``value`` against ``baseline``: ``(value - median) /
-    max(1.4826 * MAD, min_spread)``. Infinite when both spreads are 0 and value differs."""
+def robust_z(value: float, baseline: Sequence[float] | np.ndarray, *,
+             min_spread: float = 0.0) -> tuple[float, float, float]:
+    """``(z, median, mad)`` of ``value`` against ``baseline``: ``(value - median) / spread``.
+
+    ``spread`` is the larger of ``1.4826 * MAD`` and ``IQR / 1.349`` (both estimate a
+    normal standard deviation, both ignore outliers) and ``min_spread``. Percentiles
+    read from sparse histogram tails (a p95 of 60 calls) cluster on a few values inside
+    their buckets, which shrinks the MAD but not the interquartile range. ``z`` is
+    infinite when the spread is 0 and ``value`` differs from the median.
+    """
     values = np.asarray(baseline, dtype=np.float64)
     median = float(np.median(values))
     mad = float(np.median(np.abs(values - median)))
-    spread = max(MAD_SCALE * mad, min_spread)
+    q1, q3 = np.percentile(values, [25.0, 75.0])
+    spread = max(MAD_SCALE * mad, float(q3 - q1) / IQR_SCALE, min_spread)
     if spread == 0.0:
         return (0.0 if value == median else math.copysign(math.inf, value - median)), median, mad
     return (value - median) / spread, median, mad
@@ -177,17 +202,69 @@ def two_proportion_z(ok1: int, n1: int, ok0: int, n0: int) -> float:
     return 0.0 if se == 0.0 else (ok1 / n1 - ok0 / n0) / se
 
 
+def interpolated_percentile(idx: Sequence[int], cnt: Sequence[int], q: float) -> float | None:
+    """Percentile ``q`` of a histogram (bucket indexes ascending, unique), interpolated
+    log-linearly inside the bucket that holds rank ``q * total``.
+
+    Unlike a bucket's representative value, this moves smoothly with the data, so the
+    spread of hourly values is not rounded to whole buckets (which would understate
+    their MAD and overstate z-scores).
+    """
+    counts = np.asarray(cnt, dtype=np.float64)
+    total = float(counts.sum())
+    if total <= 0:
+        return None
+    cum = np.cumsum(counts)
+    rank = q * total
+    pos = min(int(np.searchsorted(cum, rank, side="left")), len(cum) - 1)
+    before = float(cum[pos - 1]) if pos else 0.0
+    fraction = min(max((rank - before) / counts[pos], 0.0), 1.0) if counts[pos] else 1.0
+    index = int(idx[pos])
+    if index <= 0:
+        return MIN_MS * fraction
+    return MIN_MS * RATIO ** (index - 1 + fraction)
+
+
+def binomial_upper_tail(failures: int, n: int, rate: float) -> float:
+    """``P(X >= failures)`` for ``X ~ Binomial(n, rate)``, summed exactly in log space.
+
+    Terms beyond the mean decrease, so the sum stops once they no longer matter.
+    """
+    if failures <= 0:
+        return 1.0
+    if rate <= 0.0:
+        return 0.0
+    if rate >= 1.0:
+        return 1.0
+    if failures <= n * rate:
+        return 1.0 - binomial_upper_tail(n - failures + 1, n, 1.0 - rate)
+    log_rate, log_rest = math.log(rate), math.log1p(-rate)
+    base = math.lgamma(n + 1)
+    total = 0.0
+    for k in range(failures, n + 1):
+        term = math.exp(base - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * log_rate + (n - k) * log_rest)
+        total += term
+        if term < total * 1e-15:
+            break
+    return min(total, 1.0)
+
+
+def tail_minimum(q: float) -> int:
+    """Fewest calls whose percentile ``q`` rests on at least :data:`TAIL_EVENTS` calls
+    beyond it: 10 for the median, 100 for p95. With fewer, a p95 is its two or three
+    slowest calls, too skewed a figure for a z-score."""
+    return math.ceil(TAIL_EVENTS / (1.0 - q) - 1e-9)
+
+
 def latency_spike(test: _Slot, base: Sequence[_Slot], metric: str, *, z_threshold: float, min_events: int,
                   min_slot_events: int, min_baseline_points: int) -> dict[str, Any] | None:
     """The fields of a latency spike of ``metric`` (``p50``/``p95``), or ``None``."""
+    tail = tail_minimum(_QUANTILES[metric])
     value = getattr(test, metric)
-    points = [getattr(s, metric) for s in base if s.n_ok >= min_slot_events and getattr(s, metric)]
-    if value is None or value <= 0 or test.n_ok < min_events or len(points) < min_baseline_points:
+    points = [getattr(s, metric) for s in base if s.n_ok >= max(min_slot_events, tail) and getattr(s, metric)]
+    if value is None or value <= 0 or test.n_ok < max(min_events, tail) or len(points) < min_baseline_points:
         return None
-    # The baseline values are histogram buckets' representative values; the window's
-    # value is put on the same grid, so that exact and bucketed figures never differ
-    # by the bucketing alone.
-    z, median, mad = robust_z(math.log(bucket_value(bucket(value))), np.log(points), min_spread=MIN_LOG_SPREAD)
+    z, median, mad = robust_z(math.log(value), np.log(points), min_spread=MIN_LOG_SPREAD)
     if z < z_threshold:
         return None
     return dict(value=value, baseline_median=math.exp(median), mad=mad, z=z, n=test.n_ok,
@@ -202,10 +279,21 @@ def success_drop(test: _Slot, base: Sequence[_Slot], *, z_threshold: float, min_
         return None
     n0, ok0 = sum(s.n for s in base), sum(s.n_ok for s in base)
     rate, baseline_rate = test.n_ok / test.n, ok0 / n0
+    if baseline_rate - rate < min_drop:
+        return None
     z = two_proportion_z(test.n_ok, test.n, ok0, n0)
-    if z > -z_threshold or baseline_rate - rate < min_drop:
+    # Half a failure added to the baseline, so that a spotless baseline still allows some.
+    failure_rate = (n0 - ok0 + 0.5) / (n0 + 1)
+    p_value = binomial_upper_tail(test.n - test.n_ok, test.n, failure_rate)
+    if p_value > normal_tail(z_threshold):
         return None
     rates = np.array([s.n_ok / s.n for s in counted])
     median = float(np.median(rates))
     return dict(value=rate, baseline_median=median, mad=float(np.median(np.abs(rates - median))), z=z,
-                n=test.n, baseline_n=n0, baseline_points=len(counted), baseline_rate=baseline_rate)
+                n=test.n, baseline_n=n0, baseline_points=len(counted), baseline_rate=baseline_rate,
+                p_value=p_value)
+
+
+def normal_tail(z: float) -> float:
+    """``P(Z >= z)`` for a standard normal ``Z``."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))

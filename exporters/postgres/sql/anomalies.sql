@@ -2,8 +2,9 @@
 -- trailing baseline, cut into slots of the window's length (whole hours).
 -- Rows: part 'test' (slot NULL) or 'base' (slot 0 = the slot just before the test
 -- window), dim 'agent' or 'route', key (NULL when unknown), slot, n, n_ok, and the
--- p50 and p95 latency of successful calls (nearest rank; from raw rows exactly, from
--- rollup histograms within 2 percent).
+-- latency of successful calls: from raw rows the exact p50 and p95 (nearest rank),
+-- from the rollup the merged histogram (bucket indexes and counts, ascending), whose
+-- percentiles the caller interpolates.
 -- The test window comes from raw rows when test_from_raw (short windows: [test_start,
 -- end) exactly), else from the hourly rollup (the hours from test_start, hour-aligned).
 -- The baseline is the hourly rollup over [base_start, base_end), base_end <= test_start:
@@ -27,16 +28,9 @@ WITH hours AS MATERIALIZED (
     SELECT dim, key, slot, b, sum(c) AS c
     FROM (SELECT dim, key, slot, unnest(lat_idx) AS b, unnest(lat_cnt) AS c FROM keyed) AS u
     GROUP BY dim, key, slot, b
-), ranked AS (
-    SELECT dim, key, slot, b,
-           sum(c) OVER (PARTITION BY dim, key, slot ORDER BY b) AS cum,
-           sum(c) OVER (PARTITION BY dim, key, slot) AS total
+), hists AS (
+    SELECT dim, key, slot, array_agg(b ORDER BY b) AS idx, array_agg(c ORDER BY b) AS cnt
     FROM bins
-), quantiles AS (
-    SELECT dim, key, slot,
-           hist_value(min(b) FILTER (WHERE cum >= 0.50 * total)) AS p50,
-           hist_value(min(b) FILTER (WHERE cum >= 0.95 * total)) AS p95
-    FROM ranked
     GROUP BY dim, key, slot
 ), raw AS (
     SELECT CASE WHEN grouping(agent) = 0 THEN 'agent' ELSE 'route' END AS dim,
@@ -49,9 +43,9 @@ WITH hours AS MATERIALIZED (
     GROUP BY GROUPING SETS ((agent), (route))
 )
 SELECT CASE WHEN t.slot IS NULL THEN 'test' ELSE 'base' END AS part, t.dim, nullif(t.key, '') AS key,
-       t.slot, t.n, t.n_ok, q.p50, q.p95
+       t.slot, t.n, t.n_ok, NULL::float8 AS p50, NULL::float8 AS p95, h.idx, h.cnt
 FROM totals AS t
-LEFT JOIN quantiles AS q ON q.dim = t.dim AND q.key = t.key AND q.slot IS NOT DISTINCT FROM t.slot
+LEFT JOIN hists AS h ON h.dim = t.dim AND h.key = t.key AND h.slot IS NOT DISTINCT FROM t.slot
 WHERE t.n > 0
 UNION ALL
-SELECT 'test', dim, key, NULL, n, n_ok, p50, p95 FROM raw
+SELECT 'test', dim, key, NULL, n, n_ok, p50, p95, NULL, NULL FROM raw
