@@ -29,11 +29,15 @@ def window_and_now(args: argparse.Namespace) -> tuple[timedelta, datetime]:
     """The parsed ``--window`` and ``--now`` (the current time when not given)."""
     from exporters.postgres.durations import parse_duration
 
-    now = datetime.now(timezone.utc)
-    if args.now:
-        now = datetime.fromisoformat(args.now)
-        now = now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now.astimezone(timezone.utc)
-    return parse_duration(args.window), now
+    return parse_duration(args.window), parse_now(args.now)
+
+
+def parse_now(text: str | None) -> datetime:
+    """``--now``: an ISO time or date (UTC unless it names a zone); the current time if None."""
+    if not text:
+        return datetime.now(timezone.utc)
+    now = datetime.fromisoformat(text)
+    return now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now.astimezone(timezone.utc)
 
 
 def run_view(args: argparse.Namespace,
