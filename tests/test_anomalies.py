@@ -31,7 +31,7 @@ from otel_llm.reports.anomalies import (
     tail_minimum,
     two_proportion_z,
 )
-from tests.pg import observation, pg_conn, pg_dsn, pg_schema  # noqa: F401 - fixtures
+from tests.pg import fresh_schema, observation, pg_conn, pg_dsn, pg_schema  # noqa: F401 - fixtures
 
 NOW = datetime(2026, 11, 20, 12, 30, tzinfo=timezone.utc)
 INCIDENT = NOW - timedelta(hours=1)
@@ -155,3 +155,32 @@ def test_cli(pg_dsn: str, pg_schema: str, capsys: pytest.CaptureFixture[str]) ->
     assert main(["anomalies", "--now", INCIDENT.isoformat(), *db]) == 0
     assert "no anomalies" in capsys.readouterr().out
     assert main(["anomalies", "--window", "soon", *db]) == 2
+
+
+def test_degrading_confidence_is_reported(pg_dsn: str, fresh_schema: str) -> None:
+    from exporters.postgres.feedback import FeedbackWriter
+    from exporters.postgres.migrate import migrate
+    from otel_llm.feedback import build_feedback
+
+    with connect(pg_dsn, fresh_schema) as conn:
+        migrate(conn, fresh_schema)
+    writer = FeedbackWriter(pg_dsn, schema=fresh_schema)
+    for i in range(40):
+        recent = i % 2 == 0
+        at = NOW - timedelta(days=2 if recent else 9, minutes=i)
+        # judged: all good the week before, 8 of 20 successes in the last week; steady: always good
+        outcome = "error" if recent and i < 24 else "success"
+        writer.submit(build_feedback(outcome, trace_id=5000 + i, span_id=6000 + i, agent="judged",
+                                     model="m", time=at, feedback_id=f"j-{i}"))
+        writer.submit(build_feedback("success", trace_id=7000 + i, span_id=8000 + i, agent="steady",
+                                     model="m", time=at, feedback_id=f"s-{i}"))
+    assert writer.shutdown(30)
+    with connect(pg_dsn, fresh_schema) as conn:
+        found = find_anomalies(conn, now=NOW, schema=fresh_schema)
+        few = find_anomalies(conn, now=NOW, schema=fresh_schema, min_feedback=21)
+    (drop,) = found
+    assert (drop.kind, drop.key, drop.model, drop.metric) == ("confidence_drop", "judged", "m", "confidence")
+    assert drop.baseline_median == pytest.approx(1.0) and drop.value == pytest.approx(8 / 20)
+    assert (drop.n, drop.baseline_n) == (20, 20) and drop.z < 0
+    assert "confidence score 0.40" in drop.explanation
+    assert few == []   # fewer than 21 pieces of feedback a week: not judged

@@ -1,8 +1,8 @@
 """``otel-llm anomalies --window 1h --baseline 7d``: what changed unusually, per agent and route.
 
 Latency spikes (p50, p95; robust z-score of log-latency against the baseline's
-slots) and success-rate drops (two-proportion z-test), each with the figures that
-explain it. Exit status 0 when nothing is found, 1 when something is, 2 on an error.
+slots), success-rate drops (against the baseline's rate) and degrading confidence
+(from recorded feedback), each with the figures that explain it. Exit status 0 when nothing is found, 1 when something is, 2 on an error.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from otel_llm.commands.db import add_database_arguments, open_database
 
 def register(subparsers: Any) -> None:
     """Add ``anomalies``."""
-    parser = subparsers.add_parser("anomalies", help="latency spikes and success-rate drops per agent and route",
+    parser = subparsers.add_parser("anomalies", help="latency spikes, success-rate drops and confidence drops per agent and route",
                                    description=__doc__.split("\n\n", 1)[1].replace("``", ""))
     parser.add_argument("--window", default="1h", metavar="DURATION",
                         help="the window under test, ending now: 15m, 1h, 24h ... (default 1h)")

@@ -25,7 +25,14 @@ rollup (whole hours). One query answers every agent and route at once.
   A drop must also be at least ``min_drop`` (default 2 percentage points), so that a
   significant but negligible dip in heavy traffic is not reported. Traffic whose
   failure rate varies from hour to hour more than chance will be flagged more often.
-- **Confidence degradation** is not computed here yet (see the confidence report).
+- **Confidence degradation**, per agent and model, from the confidence report
+  (:mod:`otel_llm.reports.confidence`, fed by recorded feedback): its score over the
+  last 7 days against the 7 days before, reported when that report calls the trend
+  ``degrading`` (a fall of at least 0.05) and each week holds ``min_feedback``
+  pieces of feedback. Its ``z`` is the fall in units of the standard error of a
+  proportion, ``sqrt(s (1 - s) (1/n1 + 1/n0))`` at the pooled score ``s``: the score
+  is a weighted mean of shares in 0..1, so this bounds its noise from above. Those
+  periods are the confidence report's own, not ``window`` and ``baseline``.
 
 Minimum samples: the window needs ``min_events`` calls (successful ones for latency;
 for a percentile also enough calls beyond it, 100 for p95, see :func:`tail_minimum`),
@@ -59,7 +66,7 @@ TAIL_EVENTS = 5
 
 _QUANTILES = {"p50": 0.5, "p95": 0.95}
 
-Kind = Literal["latency_spike", "success_rate_drop"]
+Kind = Literal["latency_spike", "success_rate_drop", "confidence_drop"]
 Dimension = Literal["agent", "route"]
 
 _HOUR = timedelta(hours=1)
@@ -73,7 +80,7 @@ class Anomaly:
     dimension: Dimension
     #: The agent or route (``None``: calls without one).
     key: str | None
-    #: ``latency_p50_ms``, ``latency_p95_ms`` or ``success_rate``.
+    #: ``latency_p50_ms``, ``latency_p95_ms``, ``success_rate`` or ``confidence``.
     metric: str
     start: datetime
     end: datetime
@@ -94,6 +101,8 @@ class Anomaly:
     baseline_rate: float | None = None
     #: For success-rate drops: chance of at least this many failures at the baseline rate.
     p_value: float | None = None
+    #: For confidence drops: the model the agent's confidence is about.
+    model: str | None = None
 
     @property
     def explanation(self) -> str:
@@ -101,6 +110,10 @@ class Anomaly:
         what = "p50 latency" if self.metric == "latency_p50_ms" else (
             "p95 latency" if self.metric == "latency_p95_ms" else "success rate")
         who = f"{self.dimension} {self.key if self.key is not None else '(none)'}"
+        if self.kind == "confidence_drop":
+            return (f"{who} on {self.model or '(unknown model)'}: confidence score {self.value:.2f} in the last 7 days "
+                    f"vs {self.baseline_median:.2f} the 7 days before (z {self.z:.1f}; "
+                    f"{self.n} vs {self.baseline_n} pieces of feedback)")
         if self.kind == "latency_spike":
             return (f"{who}: {what} {self.value:.0f} ms vs baseline median {self.baseline_median:.0f} ms "
                     f"(x{self.value / self.baseline_median:.2f}; MAD of log-latency {self.mad:.3f}, "
@@ -128,9 +141,10 @@ class _Slot:
 def find_anomalies(conn: psycopg.Connection, *, window: timedelta = _HOUR, baseline: timedelta = timedelta(days=7),
                    now: datetime | None = None, schema: str | None = None, z_threshold: float = DEFAULT_Z,
                    min_events: int = 20, min_slot_events: int = 10, min_baseline_points: int = 6,
-                   min_drop: float = 0.02) -> list[Anomaly]:
+                   min_drop: float = 0.02, min_feedback: int = 10) -> list[Anomaly]:
     """Anomalies of the ``window`` ending at ``now`` against the ``baseline`` before it,
-    strongest first (see the module docstring for the tests and their thresholds)."""
+    and degrading confidence, strongest first (see the module docstring for the tests
+    and their thresholds)."""
     if window <= timedelta(0) or baseline <= window:
         raise ValueError("window must be positive and the baseline longer than the window")
     end = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
@@ -170,8 +184,36 @@ def find_anomalies(conn: psycopg.Connection, *, window: timedelta = _HOUR, basel
                            min_drop=min_drop)
         if hit is not None:
             found.append(Anomaly(kind="success_rate_drop", metric="success_rate", **hit, **common))
+    found.extend(confidence_drops(conn, now=end, schema=schema, min_feedback=min_feedback))
     found.sort(key=lambda a: (-abs(a.z), a.dimension, a.key or "", a.metric))
     return found
+
+
+def confidence_drops(conn: psycopg.Connection, *, now: datetime, schema: str | None = None,
+                     min_feedback: int = 10) -> list[Anomaly]:
+    """Agents and models whose confidence report says ``degrading``, with at least
+    ``min_feedback`` pieces of feedback in each of the two weeks compared."""
+    from otel_llm.reports.confidence import TREND_PERIOD, confidence_by_agent_model
+
+    out = []
+    for c in confidence_by_agent_model(conn, now=now, schema=schema, window=2 * TREND_PERIOD):
+        if c.trend != "degrading" or min(c.recent_count, c.previous_count) < min_feedback:
+            continue
+        recent, previous = float(c.recent_score or 0.0), float(c.previous_score or 0.0)
+        out.append(Anomaly(
+            kind="confidence_drop", dimension="agent", key=c.agent, metric="confidence", model=c.model,
+            start=now - TREND_PERIOD, end=now, value=recent, baseline_median=previous, mad=0.0,
+            z=score_drop_z(recent, c.recent_count, previous, c.previous_count),
+            n=c.recent_count, baseline_n=c.previous_count, baseline_points=1))
+    return out
+
+
+def score_drop_z(recent: float, n1: int, previous: float, n0: int) -> float:
+    """The change of a 0..1 score in units of a proportion's standard error at the
+    pooled score (0 when that error is 0)."""
+    pooled = (recent * n1 + previous * n0) / (n1 + n0)
+    se = math.sqrt(pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n0))
+    return 0.0 if se == 0.0 else (recent - previous) / se
 
 
 def robust_z(value: float, baseline: Sequence[float] | np.ndarray, *,
@@ -197,9 +239,7 @@ def robust_z(value: float, baseline: Sequence[float] | np.ndarray, *,
 def two_proportion_z(ok1: int, n1: int, ok0: int, n0: int) -> float:
     """z of the difference ``ok1/n1 - ok0/n0`` with the pooled standard error (0 when
     both samples are all successes or all failures)."""
-    pooled = (ok1 + ok0) / (n1 + n0)
-    se = math.sqrt(pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n0))
-    return 0.0 if se == 0.0 else (ok1 / n1 - ok0 / n0) / se
+    return score_drop_z(ok1 / n1, n1, ok0 / n0, n0)
 
 
 def interpolated_percentile(idx: Sequence[int], cnt: Sequence[int], q: float) -> float | None:
