@@ -33,7 +33,7 @@ from typing import Any, Literal, Sequence
 import psycopg
 
 from exporters.postgres.durations import format_duration
-from exporters.postgres.histogram import MIN_MS, RATIO, bucket
+from exporters.postgres.histogram import MIN_MS, RATIO, bucket, percentiles
 from exporters.postgres.route_stats import RAW_WINDOW_LIMIT
 from exporters.postgres.schema import load_sql, resolve_schema, set_local_search_path
 from otel_llm.reports.burn import (
@@ -51,7 +51,7 @@ from otel_llm.reports.slo_series import LatencyPoint, latency_series
 __all__ = [
     "SLO", "Objective", "SLOFileError", "load_slo_file", "parse_slos", "check_slos", "SLOReport",
     "SLOResult", "ObjectiveResult", "WindowEvents", "LatencyPoint", "latency_series",
-    "boundary_share",
+    "boundary_share", "good_below",
 ]
 
 Status = Literal["ok", "breach", "no data"]
@@ -244,19 +244,26 @@ def _read_rollup(conn: psycopg.Connection, selections: Sequence[tuple[SLO, Objec
     events: dict[tuple[int, timedelta], WindowEvents] = {}
     latency: dict[int, tuple[int, int, list[float | None]]] = {}
     slo_windows = {i: slo.window for i, (slo, _) in enumerate(selections)}
-    for sel, win, n, n_ok, below, boundary, quantiles in conn.execute(load_sql("slo_rollup"), params).fetchall():
+    for sel, win, n, n_ok, idx, cnt in conn.execute(load_sql("slo_rollup"), params).fetchall():
         window = windows[win]
         threshold = selections[sel][1].threshold_ms
-        if threshold is None:
-            good, bound = float(n_ok), 0.0
-        else:
-            share = boundary_share(threshold)
-            good = float(below) + share * float(boundary)
-            bound = float(boundary) * max(share, 1.0 - share)
+        idx, cnt = idx or [], cnt or []
+        good, bound = (float(n_ok), 0.0) if threshold is None else good_below(idx, cnt, threshold)
         events[(sel, window)] = WindowEvents(window, int(n), good, bound, "rollup")
         if window == slo_windows[sel]:
-            latency[sel] = (int(n), int(n_ok), [None if q is None else float(q) for q in (quantiles or [None] * 3)])
+            latency[sel] = (int(n), int(n_ok), percentiles(idx, cnt, (0.5, 0.95, 0.99)))
     return events, latency
+
+
+def good_below(idx: Sequence[int], cnt: Sequence[int], threshold_ms: float) -> tuple[float, float]:
+    """``(count, error bound)`` of the histogram's events at or below ``threshold_ms``:
+    whole buckets below the threshold's, plus :func:`boundary_share` of its own; the
+    bound is that bucket's events times the larger of the two shares."""
+    at = bucket(threshold_ms)
+    below = float(sum(c for b, c in zip(idx, cnt) if b < at))
+    boundary = float(sum(c for b, c in zip(idx, cnt) if b == at))
+    share = boundary_share(threshold_ms)
+    return below + share * boundary, boundary * max(share, 1.0 - share)
 
 
 def boundary_share(threshold_ms: float) -> float:

@@ -1,7 +1,8 @@
 """Latency percentiles per agent (or route) per hour or day: the line drawn against an SLO.
 
 One query over the hourly rollup for the whole period, every key at once; percentiles
-are nearest rank over the merged histograms of successful calls (within 2 %).
+are nearest rank over the merged histograms of successful calls (within 2 %, read by
+:func:`exporters.postgres.histogram.percentiles`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, Literal, Sequence
 
 import psycopg
 
+from exporters.postgres.histogram import percentiles
 from exporters.postgres.schema import load_sql, resolve_schema, set_local_search_path
 
 
@@ -58,8 +60,8 @@ def latency_series(conn: psycopg.Connection, *, period: timedelta, step: Literal
         set_local_search_path(conn, resolve_schema(schema))
         rows = conn.execute(load_sql("slo_latency_series"), params).fetchall()
     points = []
-    for key, ts, n, n_ok, q in rows:
-        q = list(q) if q else [None, None, None]
+    for key, ts, n, n_ok, idx, cnt in rows:
+        q = percentiles(idx or [], cnt or [], (0.5, 0.95, 0.99))
         points.append(LatencyPoint(key=key, start=ts, count=int(n), ok_count=int(n_ok),
                                    latency_p50_ms=_f(q[0]), latency_p95_ms=_f(q[1]), latency_p99_ms=_f(q[2])))
     return points

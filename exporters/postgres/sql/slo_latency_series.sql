@@ -1,6 +1,6 @@
--- Latency percentiles of successful calls per agent (or route) per hour or day, from
--- the hourly rollup: what a chart draws against an SLO's latency threshold.
--- Nearest rank over merged histograms (within 2 percent).
+-- Latency of successful calls per agent (or route) per hour or day, from the hourly
+-- rollup, as merged histograms (bucket indexes ascending, counts) whose percentiles
+-- the caller reads: what a chart draws against an SLO's latency threshold.
 -- Parameters: by ('agent' or 'route'), step ('hour' or 'day', UTC), start, end (the hours
 -- [start, end) are read, whole), keys (text[], or NULL for every key).
 WITH parts AS MATERIALIZED (
@@ -18,21 +18,13 @@ WITH parts AS MATERIALIZED (
     SELECT bucket_ts, key, b, sum(c) AS c
     FROM (SELECT bucket_ts, key, unnest(lat_idx) AS b, unnest(lat_cnt) AS c FROM chosen) AS u
     GROUP BY bucket_ts, key, b
-), ranked AS (
-    SELECT bucket_ts, key, b,
-           sum(c) OVER (PARTITION BY bucket_ts, key ORDER BY b) AS cum,
-           sum(c) OVER (PARTITION BY bucket_ts, key) AS total
+), hists AS (
+    SELECT bucket_ts, key, array_agg(b ORDER BY b) AS idx, array_agg(c ORDER BY b) AS cnt
     FROM bins
-), quantiles AS (
-    SELECT bucket_ts, key,
-           ARRAY[hist_value(min(b) FILTER (WHERE cum >= 0.50 * total)),
-                 hist_value(min(b) FILTER (WHERE cum >= 0.95 * total)),
-                 hist_value(min(b) FILTER (WHERE cum >= 0.99 * total))] AS q
-    FROM ranked
     GROUP BY bucket_ts, key
 )
-SELECT nullif(t.key, '') AS key, t.bucket_ts, t.n, t.n_ok, q.q
+SELECT nullif(t.key, '') AS key, t.bucket_ts, t.n, t.n_ok, h.idx, h.cnt
 FROM totals AS t
-LEFT JOIN quantiles AS q ON q.bucket_ts = t.bucket_ts AND q.key = t.key
+LEFT JOIN hists AS h ON h.bucket_ts = t.bucket_ts AND h.key = t.key
 WHERE t.n > 0
 ORDER BY nullif(t.key, '') NULLS LAST, t.bucket_ts

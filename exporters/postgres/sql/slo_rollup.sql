@@ -1,9 +1,8 @@
 -- SLO events in long windows, from the rollups: per (selection, window) the number of
--- events, of successful ones, and for latency objectives the successful events whose
--- latency bucket lies wholly at or below the threshold (below) and those in the bucket
--- holding the threshold (boundary: its share is interpolated by the caller), plus the
--- p50/p95/p99 latency of successful events (nearest rank over the merged histograms,
--- within 2 percent). Selections and windows as in slo_raw.sql.
+-- events, of successful ones, and the merged latency histogram of the successful ones
+-- (bucket indexes ascending, counts), from which the caller counts the events at or
+-- below a latency threshold and reads percentiles. Selections and windows as in
+-- slo_raw.sql (the threshold is not used here).
 --
 -- Each window [start, end) is read at minute resolution: the whole hours from the
 -- hour rollup, the minutes before its first whole hour and those of the current hour
@@ -12,7 +11,7 @@
 -- first whole hour of the window); hour_from (the earliest win_hour), end_hour (the
 -- start of the hour holding end), end.
 WITH sel AS (
-    SELECT s.*, hist_bucket(s.threshold_ms) AS tb
+    SELECT s.*
     FROM unnest(%(sel_id)s::integer[], %(sel_agent)s::text[], %(sel_route)s::text[],
                 %(sel_threshold)s::float8[]) AS s(id, agent, route, threshold_ms)
 ), win AS (
@@ -43,23 +42,12 @@ WITH sel AS (
     SELECT sel, win, b, sum(c) AS c
     FROM (SELECT sel, win, unnest(lat_idx) AS b, unnest(lat_cnt) AS c FROM matched) AS u
     GROUP BY sel, win, b
-), ranked AS (
-    SELECT sel, win, b, c,
-           sum(c) OVER (PARTITION BY sel, win ORDER BY b) AS cum,
-           sum(c) OVER (PARTITION BY sel, win) AS total
+), hists AS (
+    SELECT sel, win, array_agg(b ORDER BY b) AS idx, array_agg(c ORDER BY b) AS cnt
     FROM bins
-), summary AS (
-    SELECT r.sel, r.win,
-           coalesce(sum(r.c) FILTER (WHERE r.b < s.tb), 0) AS below,
-           coalesce(sum(r.c) FILTER (WHERE r.b = s.tb), 0) AS boundary,
-           ARRAY[hist_value(min(r.b) FILTER (WHERE r.cum >= 0.50 * r.total)),
-                 hist_value(min(r.b) FILTER (WHERE r.cum >= 0.95 * r.total)),
-                 hist_value(min(r.b) FILTER (WHERE r.cum >= 0.99 * r.total))] AS latency_ms
-    FROM ranked AS r JOIN sel AS s ON s.id = r.sel
-    GROUP BY r.sel, r.win
+    GROUP BY sel, win
 )
-SELECT t.sel, t.win, t.n, t.n_ok, coalesce(q.below, 0) AS below, coalesce(q.boundary, 0) AS boundary,
-       q.latency_ms
+SELECT t.sel, t.win, t.n, t.n_ok, h.idx, h.cnt
 FROM totals AS t
-LEFT JOIN summary AS q ON q.sel = t.sel AND q.win = t.win
+LEFT JOIN hists AS h ON h.sel = t.sel AND h.win = t.win
 WHERE t.n > 0
