@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,6 +35,9 @@ from otel_llm import semconv
 OUTCOMES = ("success", "fallback", "timeout", "error", "user_rejected")
 #: Scores are on this closed range.
 SCORE_RANGE = (0.0, 10.0)
+
+#: Feedback held while the writer is being started; more than this is counted as dropped.
+MAX_WAITING = 10_000
 
 _database: tuple[str | None, str | None] | None = None
 
@@ -89,7 +93,7 @@ def record_feedback(
                               satisfaction=satisfaction, agent=agent, model=model, comment=comment,
                               time=time, feedback_id=feedback_id)
     try:
-        _writer().submit(feedback)
+        _starter.submit(feedback)
     except Exception as exc:  # noqa: BLE001 - telemetry never raises into the application
         from otel_llm._safety import report
 
@@ -141,8 +145,9 @@ def set_feedback_database(dsn: str | None = None, *, schema: str | None = None) 
 
 def flush_feedback(timeout_s: float = 10.0) -> bool:
     """Wait until feedback recorded so far is stored; True if it was within ``timeout_s``."""
+    _starter.wait(timeout_s)
     writer = _existing_writer()
-    return True if writer is None else writer.flush(timeout_s)
+    return not _starter.waiting if writer is None else writer.flush(timeout_s)
 
 
 def shutdown_feedback(timeout_s: float = 10.0) -> bool:
@@ -157,14 +162,71 @@ def shutdown_feedback(timeout_s: float = 10.0) -> bool:
 def feedback_stats() -> dict[str, int]:
     """The writer's counters: accepted, written, duplicates, dropped, rejected, failures, pending."""
     writer = _existing_writer()
-    return writer.stats() if writer is not None else {}
+    stats = writer.stats() if writer is not None else {}
+    with _starter.lock:
+        stats["dropped"] = stats.get("dropped", 0) + _starter.dropped
+        stats["pending"] = stats.get("pending", 0) + len(_starter.waiting)
+    return stats
 
 
 # --- helpers ---------------------------------------------------------------------------
-def _writer() -> Any:
-    from exporters.postgres.feedback import default_writer
+class _Starter:
+    """Hands feedback to the background writer, starting it without making the caller wait.
 
-    return default_writer(_settings)
+    Loading the writer's module loads the database driver, which takes a noticeable
+    moment; so the first call starts a thread that loads it and creates the writer, and
+    feedback recorded meanwhile waits here (at most :data:`MAX_WAITING` pieces; more are
+    counted as dropped).
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.waiting: list[Feedback] = []
+        self.dropped = 0
+        self.thread: threading.Thread | None = None
+
+    def submit(self, feedback: Feedback) -> None:
+        writer = _existing_writer()
+        if writer is None:
+            with self.lock:
+                writer = _existing_writer()
+                if writer is None:
+                    if len(self.waiting) >= MAX_WAITING:
+                        self.dropped += 1
+                        return
+                    self.waiting.append(feedback)
+                    if self.thread is None or not self.thread.is_alive():
+                        self.thread = threading.Thread(target=self._start, name="otel-llm-feedback-start",
+                                                       daemon=True)
+                        self.thread.start()
+                    return
+        writer.submit(feedback)
+
+    def wait(self, timeout_s: float) -> None:
+        thread = self.thread
+        if thread is not None:
+            thread.join(timeout_s)
+
+    def _start(self) -> None:
+        try:
+            from exporters.postgres.feedback import default_writer
+
+            writer = default_writer(_settings)
+        except Exception as exc:  # noqa: BLE001
+            from otel_llm._safety import report
+
+            report("starting the feedback writer", exc)
+            with self.lock:
+                self.dropped += len(self.waiting)
+                self.waiting.clear()
+            return
+        with self.lock:
+            for feedback in self.waiting:
+                writer.submit(feedback)
+            self.waiting.clear()
+
+
+_starter = _Starter()
 
 
 def _existing_writer() -> Any:

@@ -143,3 +143,14 @@ def test_shutdown_while_down_counts_what_is_left_as_dropped(scratch_server: Scra
     stats = writer.stats()
     assert (stats["dropped"], stats["pending"]) == (4, 0)
     assert writer.submit(_feedback(9)) is False
+
+
+def test_the_front_loads_no_database_code() -> None:
+    """An application that imports otel_llm (and reaches record_feedback) pays for no driver."""
+    import subprocess
+    import sys
+
+    code = ("import sys, otel_llm; otel_llm.record_feedback; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'exporters', 'processor', 'psycopg'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -114,13 +114,13 @@ class FeedbackWriter:
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until everything accepted so far is stored (or refused); True if it was in time."""
         deadline = time.monotonic() + timeout_s
+        self._wake.set()  # retry now rather than at the end of a backoff
         with self._settled:
             target = self._counts["accepted"]
             while self._settled_count() < target:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._thread.is_alive():
                     return False
-                self._wake.set()  # retry now rather than at the end of a backoff
                 self._settled.wait(min(left, 0.05))
         return True
 

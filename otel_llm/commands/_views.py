@@ -16,6 +16,24 @@ from typing import Any, Callable, Sequence
 from otel_llm.commands.db import add_database_arguments
 
 
+def add_view_parser(subparsers: Any, command: str, help_text: str, doc: str, default_window: str,
+                    handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    """A sub-command with the view arguments; its description is ``doc`` after the first paragraph."""
+    parser = subparsers.add_parser(command, help=help_text, description=doc.split("\n\n", 1)[1].replace("``", ""))
+    add_view_arguments(parser, default_window)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def show(args: argparse.Namespace, key: str, rows: Sequence[Any], window: timedelta, now: datetime, *,
+         title: str, header: Sequence[str], cells: Callable[[Any], Sequence[str]], empty: str) -> None:
+    """Print ``rows`` as JSON under ``key`` (``--json``) or as a table titled with the window."""
+    if args.json:
+        print_json(key, rows, window, now)
+    else:
+        print(table(f"{title}, {args.window} to {now:%Y-%m-%d %H:%M} UTC", header, [cells(r) for r in rows], empty))
+
+
 def add_view_arguments(parser: argparse.ArgumentParser, default_window: str) -> None:
     """``--window``, ``--json``, ``--now`` and ``--dsn``/``--schema``."""
     parser.add_argument("--window", default=default_window, metavar="DURATION",

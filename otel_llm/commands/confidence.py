@@ -11,15 +11,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from otel_llm.commands._views import add_view_arguments, fmt, name, print_json, run_view, table
+from otel_llm.commands._views import add_view_parser, fmt, name, run_view, show
 
 
 def register(subparsers: Any) -> None:
     """Add ``confidence``."""
-    parser = subparsers.add_parser("confidence", help="confidence per agent and model, from feedback",
-                                   description=__doc__.split("\n\n", 1)[1].replace("``", ""))
-    add_view_arguments(parser, "30d")
-    parser.set_defaults(handler=_confidence)
+    add_view_parser(subparsers, "confidence", "confidence per agent and model, from feedback", __doc__, "30d",
+                    _confidence)
 
 
 def _confidence(args: argparse.Namespace) -> int:
@@ -27,15 +25,11 @@ def _confidence(args: argparse.Namespace) -> int:
 
     rows, window, now = run_view(args, lambda conn, schema, window, now: confidence_by_agent_model(
         conn, now=now, schema=schema, window=window))
-    if args.json:
-        print_json("confidence", rows, window, now)
-        return 0
-    print(table(
-        f"confidence per agent and model, {args.window} to {now:%Y-%m-%d %H:%M} UTC",
-        ["AGENT", "MODEL", "FEEDBACK", "SUCCESS%", "QUALITY", "SATISF.", "SCORE", "IDLE DAYS",
-         "CONFIDENCE", "TREND"],
-        [[name(c.agent), name(c.model), str(c.feedback_count), f"{100 * c.success_rate:.1f}",
-          fmt(c.mean_quality, ".1f"), fmt(c.mean_satisfaction, ".1f"), f"{c.score:.3f}",
-          str(c.inactive_days), f"{c.confidence:.3f}", c.trend] for c in rows],
-        "no feedback in this window"))
+    show(args, "confidence", rows, window, now, title="confidence per agent and model",
+         header=["AGENT", "MODEL", "FEEDBACK", "SUCCESS%", "QUALITY", "SATISF.", "SCORE", "IDLE DAYS",
+                 "CONFIDENCE", "TREND"],
+         cells=lambda c: [name(c.agent), name(c.model), str(c.feedback_count), f"{100 * c.success_rate:.1f}",
+                          fmt(c.mean_quality, ".1f"), fmt(c.mean_satisfaction, ".1f"), f"{c.score:.3f}",
+                          str(c.inactive_days), f"{c.confidence:.3f}", c.trend],
+         empty="no feedback in this window")
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from otel_llm.commands._views import add_view_arguments, fmt, name, print_json, run_view, table
+from otel_llm.commands._views import add_view_parser, fmt, name, run_view, show
 
 
 def register(subparsers: Any) -> None:
@@ -18,15 +18,8 @@ def register(subparsers: Any) -> None:
     feedback = subparsers.add_parser("feedback", help="recorded feedback: statistics per agent",
                                      description=__doc__.split("\n\n", 1)[1].replace("``", ""))
     actions = feedback.add_subparsers(dest="feedback_command", metavar="ACTION")
-
-    def _usage(args: argparse.Namespace) -> int:
-        feedback.print_help()
-        return 2
-
-    feedback.set_defaults(handler=_usage)
-    stats = actions.add_parser("stats", help="feedback per agent: volume, outcomes, mean scores")
-    add_view_arguments(stats, "30d")
-    stats.set_defaults(handler=_stats)
+    feedback.set_defaults(handler=lambda args: feedback.print_help() or 2)
+    add_view_parser(actions, "stats", "feedback per agent: volume, outcomes, mean scores", __doc__, "30d", _stats)
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -34,15 +27,11 @@ def _stats(args: argparse.Namespace) -> int:
 
     rows, window, now = run_view(args, lambda conn, schema, window, now: feedback_stats_by_agent(
         conn, window, now=now, schema=schema))
-    if args.json:
-        print_json("agents", rows, window, now)
-        return 0
-    print(table(
-        f"feedback per agent, {args.window} to {now:%Y-%m-%d %H:%M} UTC",
-        ["AGENT", "FEEDBACK", "SUCCESS", "FALLBACK", "TIMEOUT", "ERROR", "REJECTED", "SUCCESS%",
-         "QUALITY", "SATISF.", "COMMENTS", "MODELS"],
-        [[name(s.agent), str(s.feedback_count), *(str(v) for v in s.outcomes.values()),
-          f"{100 * s.success_rate:.1f}", fmt(s.mean_quality, ".1f"), fmt(s.mean_satisfaction, ".1f"),
-          str(s.comment_count), str(s.model_count)] for s in rows],
-        "no feedback in this window"))
+    show(args, "agents", rows, window, now, title="feedback per agent",
+         header=["AGENT", "FEEDBACK", "SUCCESS", "FALLBACK", "TIMEOUT", "ERROR", "REJECTED", "SUCCESS%",
+                 "QUALITY", "SATISF.", "COMMENTS", "MODELS"],
+         cells=lambda s: [name(s.agent), str(s.feedback_count), *(str(v) for v in s.outcomes.values()),
+                          f"{100 * s.success_rate:.1f}", fmt(s.mean_quality, ".1f"), fmt(s.mean_satisfaction, ".1f"),
+                          str(s.comment_count), str(s.model_count)],
+         empty="no feedback in this window")
     return 0

@@ -9,17 +9,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from otel_llm.commands._views import add_view_arguments, name, print_json, run_view, table
+from otel_llm.commands._views import add_view_parser, fmt, name, run_view, show
 
 
 def register(subparsers: Any) -> None:
     """Add ``sessions``."""
-    parser = subparsers.add_parser("sessions", help="per session: totals, owner, hot route",
-                                   description=__doc__.split("\n\n", 1)[1].replace("``", ""))
-    add_view_arguments(parser, "24h")
+    parser = add_view_parser(subparsers, "sessions", "per session: totals, owner, hot route", __doc__, "24h",
+                             _sessions)
     parser.add_argument("--session", metavar="ID", help="only this session")
     parser.add_argument("--limit", type=int, default=100, metavar="N", help="at most N sessions (default 100)")
-    parser.set_defaults(handler=_sessions)
 
 
 def _sessions(args: argparse.Namespace) -> int:
@@ -27,15 +25,11 @@ def _sessions(args: argparse.Namespace) -> int:
 
     rows, window, now = run_view(args, lambda conn, schema, window, now: session_totals(
         conn, window, now=now, schema=schema, session=args.session, limit=args.limit))
-    if args.json:
-        print_json("sessions", rows, window, now)
-        return 0
-    print(table(
-        f"sessions, {args.window} to {now:%Y-%m-%d %H:%M} UTC",
-        ["SESSION", "CALLS", "OK", "FALLBACKS", "TOKENS IN", "TOKENS OUT", "COST USD", "OWNER", "HOT ROUTE",
-         "LAST"],
-        [[s.session_id, str(s.count), str(s.ok_count), str(s.fallback_count), str(s.input_tokens),
-          str(s.output_tokens), "-" if s.cost_usd is None else f"{s.cost_usd:.4f}", name(s.owner),
-          name(s.hot_route), f"{s.last_at:%Y-%m-%d %H:%M:%S}"] for s in rows],
-        "no session in this window"))
+    show(args, "sessions", rows, window, now, title="sessions",
+         header=["SESSION", "CALLS", "OK", "FALLBACKS", "TOKENS IN", "TOKENS OUT", "COST USD", "OWNER",
+                 "HOT ROUTE", "LAST"],
+         cells=lambda s: [s.session_id, str(s.count), str(s.ok_count), str(s.fallback_count), str(s.input_tokens),
+                          str(s.output_tokens), fmt(s.cost_usd, ".4f"), name(s.owner), name(s.hot_route),
+                          f"{s.last_at:%Y-%m-%d %H:%M:%S}"],
+         empty="no session in this window")
     return 0
