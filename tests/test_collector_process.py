@@ -95,7 +95,11 @@ class Collect:
         return requests.post(self.url, data=body, headers={"Content-Type": content_type, **headers}, timeout=30)
 
     def rows(self, where: str = "true") -> list[tuple[Any, ...]]:
+        """The stored observations ([] before the collector created its tables)."""
         with connect(self.dsn, self.schema) as conn:
+            exists = conn.execute("SELECT to_regclass('route_observations') IS NOT NULL").fetchone()[0]
+            if not exists:
+                return []
             return conn.execute(
                 "SELECT trace_id, span_id, agent, request_model, input_tokens, attempt, fallback, ok "
                 f"FROM route_observations WHERE {where} ORDER BY trace_id, span_id").fetchall()
@@ -104,10 +108,7 @@ class Collect:
         deadline = time.monotonic() + timeout
         rows: list[tuple[Any, ...]] = []
         while time.monotonic() < deadline:
-            try:
-                rows = self.rows()
-            except Exception:  # noqa: BLE001 - schema not created yet
-                rows = []
+            rows = self.rows()
             if len(rows) >= n:
                 return rows
             time.sleep(0.2)
@@ -175,7 +176,8 @@ def batch(first_trace: int, traces: int) -> bytes:
 
 
 # --- the tests ---------------------------------------------------------------------------
-def test_the_sdks_grpc_and_http_exporters_deliver_spans_that_become_rows(collect):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_sdks_grpc_and_http_exporters_deliver_spans_that_become_rows(collect, workers):
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
     from opentelemetry.exporter.otlp.proto.http import Compression
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
@@ -183,7 +185,7 @@ def test_the_sdks_grpc_and_http_exporters_deliver_spans_that_become_rows(collect
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    c = collect("--trace-hold", "0.2")
+    c = collect("--trace-hold", "0.2", "--workers", workers)
     exporters = {
         "grpc": GrpcExporter(endpoint=f"127.0.0.1:{c.grpc_port}", insecure=True),
         "http": HttpExporter(endpoint=c.url),
@@ -321,8 +323,9 @@ def test_a_full_log_answers_retry_later_and_sigterm_writes_everything_acknowledg
     assert sorted(int(r[0], 16) for r in c.rows()) == acknowledged
 
 
-def test_sigkill_mid_stream_then_restart_loses_no_acknowledged_batch(collect):
-    c = collect("--trace-hold", "1")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigkill_mid_stream_then_restart_loses_no_acknowledged_batch(collect, workers):
+    c = collect("--trace-hold", "1", "--workers", workers)
     acknowledged: list[int] = []
     stop = threading.Event()
 
@@ -363,3 +366,118 @@ def test_a_second_collector_on_the_same_log_refuses_to_start(collect, pg_dsn, fr
     other = Collect(pg_dsn, fresh_schema, tmp_path)
     with pytest.raises(AssertionError, match="in use by another process"):
         other.start()
+
+
+def test_message_content_is_kept_only_when_enabled(pg_dsn, tmp_path):
+    from tests.pg import drop_schema, unique_schema
+
+    content = {"gen_ai.input.messages": '[{"role": "user", "parts": [{"type": "text", "content": "my card 4111"}]}]',
+               "gen_ai.prompt.0.content": "my card 4111", "gen_ai.response.id": "resp-1"}
+    for flag, expect_content in (((), False), (("--capture-content",), True)):
+        schema = unique_schema("collect_content")
+        (tmp_path / schema).mkdir()
+        c = Collect(pg_dsn, schema, tmp_path / schema, "--trace-hold", "0.2", *flag)
+        try:
+            c.start()
+            assert c.post(otlp_json([chat_span(7, 7, **content)])).status_code == 200
+            assert c.terminate() == 0
+            with connect(pg_dsn, schema) as conn:
+                [(attributes,)] = conn.execute("SELECT attributes FROM route_observations").fetchall()
+            assert attributes["gen_ai.response.id"] == "resp-1" if "gen_ai.response.id" in attributes else True
+            assert ("gen_ai.input.messages" in attributes) is expect_content
+            assert ("gen_ai.prompt.0.content" in attributes) is expect_content
+            assert ("4111" in json.dumps(attributes)) is expect_content
+        finally:
+            c.close()
+            drop_schema(pg_dsn, schema)
+
+
+def test_received_requests_are_forwarded_unchanged(collect):
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received: list[tuple[str, str | None, bytes]] = []
+
+    class Backend(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.headers["Content-Type"], self.headers.get("Content-Encoding"), body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    backend = HTTPServer(("127.0.0.1", 0), Backend)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    try:
+        c = collect("--trace-hold", "0.2", "--forward", f"http://127.0.0.1:{backend.server_port}/v1/traces")
+        plain, zipped = batch(1, 2), gzip.compress(batch(3, 2))
+        assert c.post(plain).status_code == 200
+        assert c.post(zipped, "application/json", **{"Content-Encoding": "gzip"}).status_code == 200
+        channel = grpc.insecure_channel(f"127.0.0.1:{c.grpc_port}")
+        grpc_body = _protobuf(batch(5, 2))
+        channel.unary_unary(GRPC_METHOD)(grpc_body, timeout=10)
+        channel.close()
+        assert c.post(b"{broken", "application/json").status_code == 400  # not forwarded
+        assert c.terminate() == 0
+    finally:
+        backend.shutdown()
+    assert received == [("application/json", None, plain), ("application/json", "gzip", zipped),
+                        ("application/x-protobuf", None, grpc_body)]
+    assert sorted(int(r[0], 16) for r in c.rows()) == [1, 2, 3, 4, 5, 6]
+
+
+def test_thousands_of_hostile_bodies_neither_crash_the_collector_nor_lose_a_good_batch(collect):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    c = collect("--trace-hold", "0.2", "--max-body-bytes", "65536")
+    good_json = batch(1, 2)
+    good_pb = _protobuf(good_json)
+    session = requests.Session()
+    statuses: dict[int, int] = {}
+    sent_good: list[int] = []
+    examples = [0]
+
+    def mutate(body: bytes, data: st.DataObject) -> bytes:
+        cut = data.draw(st.integers(0, len(body)))
+        kind = data.draw(st.sampled_from(["truncate", "flip", "insert"]))
+        if kind == "truncate":
+            return body[:cut]
+        junk = data.draw(st.binary(min_size=1, max_size=8))
+        return body[:cut] + junk + body[cut + (len(junk) if kind == "flip" else 0):]
+
+    @settings(max_examples=2000, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(st.data())
+    def post_hostile(data: st.DataObject) -> None:
+        kind = data.draw(st.sampled_from(["pb", "json", "gzip", "random"]))
+        if kind == "pb":
+            body, headers = mutate(good_pb, data), {"Content-Type": "application/x-protobuf"}
+        elif kind == "json":
+            body, headers = mutate(good_json, data), {"Content-Type": "application/json"}
+        elif kind == "gzip":
+            body = mutate(gzip.compress(good_json), data)
+            headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        else:
+            body = data.draw(st.binary(max_size=2048))
+            headers = {"Content-Type": data.draw(st.sampled_from(
+                ["application/x-protobuf", "application/json", "text/plain", ""]))}
+        response = session.post(c.url, data=body, headers=headers, timeout=30)
+        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+        assert response.status_code in (200, 400, 413, 415), (response.status_code, response.text)
+        examples[0] += 1
+        if examples[0] % 50 == 0:
+            first = 1000 + 10 * len(sent_good)
+            assert session.post(c.url, data=batch(first, 5), headers={"Content-Type": "application/json"},
+                                timeout=30).status_code == 200
+            sent_good.extend(range(first, first + 5))
+
+    post_hostile()
+    assert examples[0] >= 1000 and statuses.get(400, 0) > 100
+    assert c.proc is not None and c.proc.poll() is None
+    assert c.terminate() == 0
+    stored = {int(r[0], 16) for r in c.rows()}
+    assert set(sent_good) <= stored
+    assert "Traceback" not in c.log

@@ -12,11 +12,13 @@ accepting, writes everything acknowledged, and exits.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +52,15 @@ def register(subparsers: Any) -> None:
                         help=f"keep message content in attributes (default: off, unless {_CAPTURE_ENV}=true)")
     parser.add_argument("--trace-hold", type=float, default=5.0, metavar="SECONDS",
                         help="how long a trace's spans wait for the rest of the trace (default 5)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes deriving observations (traces split by trace id; default 1)")
     parser.add_argument("--summary-interval", type=float, default=10.0, metavar="SECONDS",
                         help="seconds between summary lines, 0 for none (default 10)")
     parser.set_defaults(handler=_collect)
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from exporters.postgres.embedded import redact_dsn
+    from exporters.postgres.embedded import redact_dsn, resolve_dsn
     from exporters.postgres.exporter import PostgresExporter
     from exporters.postgres.schema import resolve_schema
     from processor.collector.service import Collector, CollectorOptions, default_wal_dir
@@ -76,20 +80,29 @@ def _collect(args: argparse.Namespace) -> int:
         capture_content=args.capture_content
         or os.environ.get(_CAPTURE_ENV, "").strip().lower() in ("true", "1", "yes"),
         trace_hold_s=args.trace_hold,
+        workers=max(1, args.workers),
     )
-    exporter = PostgresExporter.from_env(dsn=args.dsn, schema=schema)
-    collector = Collector(options, exporter, pricer=default_pricer())
+    dsn = args.dsn or resolve_dsn()  # once, here: workers must not each start a server
+    exporter_factory = functools.partial(PostgresExporter.from_env, dsn=dsn, schema=schema)
+    collector = Collector(options, exporter_factory, pricer_factory=default_pricer)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     collector.start()
     for line in collector.where():
         logger.warning("otel-llm collect: %s", line)
-    logger.warning("otel-llm collect: writing route observations to %s, schema %s",
-                   redact_dsn(exporter.dsn), schema)
-    interval = args.summary_interval
-    while not stop.wait(interval if interval > 0 else None):
-        logger.warning("otel-llm collect: %s", collector.summary())
+    logger.warning("otel-llm collect: writing route observations to %s, schema %s (%d worker %s)",
+                   redact_dsn(dsn), schema, options.workers, "process" if options.workers == 1 else "processes")
+    interval = args.summary_interval if args.summary_interval > 0 else float("inf")
+    next_summary = time.monotonic() + interval
+    while not stop.wait(min(1.0, max(0.0, next_summary - time.monotonic()))):
+        if collector.failure is not None:
+            logger.error("otel-llm collect: %s", collector.failure)
+            collector.stop(timeout_s=10)
+            return 2
+        if time.monotonic() >= next_summary:
+            logger.warning("otel-llm collect: %s", collector.summary())
+            next_summary += interval
     logger.warning("otel-llm collect: stopping: writing what was acknowledged")
     drained = collector.stop()
     logger.warning("otel-llm collect: stopped; %s", collector.summary())

@@ -152,6 +152,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "otel-llm-collect"
     timeout = SOCKET_TIMEOUT_S
+    # One segment per response, sent at once: headers and body buffered together and
+    # flushed after the request (no Nagle / delayed-ACK stall of 40 ms on small answers).
+    wbufsize = 64 * 1024
+    disable_nagle_algorithm = True
     receiver: Receiver
     max_body_bytes: int
     expected_auth: bytes | None

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import Any
 
 from google.protobuf import json_format
@@ -198,6 +197,33 @@ def response_json(rejected: int = 0, message: str = "") -> bytes:
     return json.dumps({"partialSuccess": {"rejectedSpans": str(rejected), "errorMessage": message}}).encode()
 
 
+def split_by_trace(payload: bytes, parts: int) -> list[bytes | None]:
+    """A logged payload cut into ``parts`` requests by trace id (None where a part gets no
+    span); every span of a trace lands in the same part. Resources and scopes are kept."""
+    request = parse_protobuf(payload)
+    out = [ExportTraceServiceRequest() for _ in range(parts)]
+    used = [False] * parts
+    for resource_spans in request.resource_spans:
+        targets: dict[int, Any] = {}
+        for scope_spans in resource_spans.scope_spans:
+            groups: dict[int, list[Any]] = {}
+            for span in scope_spans.spans:
+                trace_id = span.trace_id
+                groups.setdefault(int.from_bytes(trace_id[-4:], "big") % parts if trace_id else 0, []).append(span)
+            for part, spans in groups.items():
+                target = targets.get(part)
+                if target is None:
+                    target = targets[part] = out[part].resource_spans.add()
+                    target.resource.CopyFrom(resource_spans.resource)
+                    target.schema_url = resource_spans.schema_url
+                    used[part] = True
+                scope = target.scope_spans.add()
+                scope.scope.CopyFrom(scope_spans.scope)
+                scope.schema_url = scope_spans.schema_url
+                scope.spans.extend(spans)
+    return [out[i].SerializeToString() if used[i] else None for i in range(parts)]
+
+
 # --- conversion to span records ------------------------------------------------------------
 def span_records(payload: bytes) -> list[SpanRecord]:
     """The spans of a logged payload with usable ids, as :class:`SpanRecord` values."""
@@ -231,11 +257,11 @@ def attributes(key_values: Any) -> dict[str, Any]:
     if not key_values:
         return {}
     out: dict[str, Any] = {}
+    scalars = _SCALAR_CASES
     for kv in key_values:
         value = kv.value
         kind = value.WhichOneof("value")
-        reader = _SCALARS.get(kind)  # type: ignore[arg-type]
-        out[kv.key] = reader(value) if reader is not None else _compound(value, kind, 0)
+        out[kv.key] = getattr(value, kind) if kind in scalars else _compound(value, kind, 0)
     return out
 
 
@@ -251,10 +277,8 @@ def _compound(value: Any, kind: str | None, depth: int) -> Any:
 
 def _any(value: Any, depth: int) -> Any:
     kind = value.WhichOneof("value")
-    reader = _SCALARS.get(kind)  # type: ignore[arg-type]
-    return reader(value) if reader is not None else _compound(value, kind, depth)
+    return getattr(value, kind) if kind in _SCALAR_CASES else _compound(value, kind, depth)
 
 
-#: Oneof case -> its reader, for the scalar cases (C-level attribute getters).
-_SCALARS = {name: attrgetter(name) for name in
-            ("string_value", "int_value", "double_value", "bool_value", "bytes_value")}
+#: The ``AnyValue`` cases that are plain values, read as the attribute of that name.
+_SCALAR_CASES = frozenset({"string_value", "int_value", "double_value", "bool_value", "bytes_value"})

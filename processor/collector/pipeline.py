@@ -1,21 +1,14 @@
-"""From the write-ahead log to route observations in the exporter, and the checkpoint.
+"""From the write-ahead log to the stages, and the checkpoint.
 
-One worker thread reads logged requests in order, converts their spans
-(:func:`~processor.collector.otlp.span_records`) and holds them in a
-:class:`~processor.trace_inference.TraceBuffer` until each trace has likely arrived whole
-(the agent span ends after the calls below it). Ready traces go through
-:func:`~processor.trace_inference.derive_trace` and their observations to the exporter.
+One thread reads logged requests in order and hands them to a
+:class:`~processor.collector.stage.Stage` — in this process, or, with ``workers > 1``,
+split by trace id across worker processes (:mod:`processor.collector.shard`). A request
+is done when every part of it is done (its spans exported); the checkpoint moves past a
+request only when it and every request before it are done, so a crash replays at most
+what was not yet written, and replayed rows are idempotent by ``(trace_id, span_id)``.
 
-A record is done when every one of its spans has left the buffer and the observations
-of those traces were accepted by the exporter (written, or in the exporter's own durable
-spool). The checkpoint moves past a record only when it and every record before it are
-done, so a crash replays at most what was not yet written, and replayed rows are
-idempotent. While the exporter asks to retry later, the worker waits and retries the
-same batch: records stay in the log, which fills up, and the receivers answer "retry
-later" — the sender's queue becomes the buffer.
-
-:meth:`Pipeline.stop` (SIGTERM) reads what is left in the log, hands out every held
-trace, exports, persists the checkpoint and shuts the exporter down.
+:meth:`Pipeline.stop` (SIGTERM) reads what is left in the log, has every held trace
+derived and exported, persists the checkpoint and shuts the exporters down.
 """
 
 from __future__ import annotations
@@ -24,184 +17,185 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Sequence
+from collections.abc import Callable
+from multiprocessing.connection import wait as wait_for_pipes
 
-from exporters.base import ExportResult, ObservationExporter
-from processor.collector.otlp import MalformedBody, span_records
+
+from exporters.base import ObservationExporter
+from processor.collector.otlp import MalformedBody, split_by_trace
+from processor.collector.shard import WorkerDied, WorkerHandle
+from processor.collector.stage import COUNTERS, Abandoned, Stage
 from processor.collector.wal import Record, WriteAheadLog
 from processor.derive import Pricer
-from processor.observation import RouteObservation
-from processor.trace_inference import SpanRecord, TraceBuffer, derive_trace
+from processor.trace_inference import TraceBuffer
 
 logger = logging.getLogger("otel_llm.collector")
 
 #: Records read from the log per step.
 READ_RECORDS = 64
-#: Observations per ``export`` call.
-EXPORT_BATCH = 2048
 #: Seconds between checkpoint writes (it is also written at shutdown).
 CHECKPOINT_INTERVAL_S = 1.0
-#: Longest wait between two tries of a batch the exporter asked to retry.
-MAX_RETRY_WAIT_S = 5.0
 
 
 class Pipeline:
-    """The worker between the log and the exporter; see the module docstring."""
+    """See the module docstring. ``workers`` > 1 needs picklable factories."""
 
     def __init__(
         self,
         wal: WriteAheadLog,
-        exporter: ObservationExporter,
+        exporter_factory: Callable[[], ObservationExporter],
         *,
-        buffer: TraceBuffer | None = None,
+        workers: int = 1,
+        hold_s: float = 5.0,
+        max_held_spans: int = 100_000,
         capture_content: bool = False,
-        pricer: Pricer | None = None,
-        export_batch: int = EXPORT_BATCH,
+        pricer_factory: Callable[[], Pricer | None] | None = None,
     ) -> None:
         self.wal = wal
-        self.exporter = exporter
-        self.buffer = buffer if buffer is not None else TraceBuffer()
-        self.capture_content = capture_content
-        self.pricer = pricer
-        self.export_batch = export_batch
-        #: seq -> [spans of the record still held or being exported, bytes of the record]
-        self._open: OrderedDict[int, list[int]] = OrderedDict()
-        #: id(span) -> seq of its record, for spans in the buffer (bounded by it).
-        self._owner: dict[int, int] = {}
-        self._reader = wal.reader()
-        self._stopping = threading.Event()
         self._abandon = threading.Event()
+        self._stopping = threading.Event()
+        self._workers: list[WorkerHandle] = []
+        self._stage: Stage | None = None
+        self._settings = dict(hold_s=hold_s, max_spans=max(1, max_held_spans // max(1, workers)),
+                              capture_content=capture_content, log_level=logger.getEffectiveLevel())
+        self._factories = (exporter_factory, pricer_factory)
+        self._worker_count = max(1, workers)
+        #: seq -> [parts not yet done, bytes of the record]
+        self._open: OrderedDict[int, list[int]] = OrderedDict()
+        self._reader = wal.reader()
         self._thread: threading.Thread | None = None
         self._last_persist = time.monotonic()
-        self._lock = threading.Lock()
-        self._counts = {"spans_read": 0, "observations": 0, "malformed": 0, "ignored": 0,
-                        "export_retries": 0, "export_failed": 0, "damaged_records": 0}
+        self._finishing = False
+        #: Why the pipeline stopped on its own (a worker died), else None.
+        self.failure: str | None = None
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> None:
+        exporter_factory, pricer_factory = self._factories
+        if self._worker_count == 1:
+            s = self._settings
+            self._stage = Stage(exporter_factory(), buffer=TraceBuffer(hold_s=s["hold_s"], max_spans=s["max_spans"]),
+                                capture_content=s["capture_content"],
+                                pricer=pricer_factory() if pricer_factory is not None else None,
+                                abandon=self._abandon)
+        else:
+            self._workers = [WorkerHandle(i, exporter_factory, pricer_factory, self._settings)
+                             for i in range(self._worker_count)]
         replay = self.wal.next_seq - self.wal.checkpoint
         if replay:
             logger.warning("otel-llm collect: %d logged requests after the checkpoint are read again "
                            "(rows already written are not counted twice)", replay)
-        self._thread = threading.Thread(target=self._run, name="otel-llm-collect-worker", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="otel-llm-collect-pipeline", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout_s: float = 30.0) -> bool:
-        """Drain: read the rest of the log, derive every held trace, export, checkpoint,
-        shut the exporter down. True when everything acknowledged was written; what is
-        not stays in the log for the next run."""
+    def stop(self, timeout_s: float = 60.0) -> bool:
+        """Drain (see the module docstring). True when everything acknowledged was written;
+        what was not stays in the log for the next run."""
         self._stopping.set()
         deadline = time.monotonic() + timeout_s
-        drained = True
         if self._thread is not None:
             self._thread.join(max(0.0, deadline - time.monotonic()))
             if self._thread.is_alive():
                 self._abandon.set()
                 self._thread.join(5.0)
-                drained = False
         self._advance_checkpoint(force=True)
-        try:
-            self.exporter.force_flush(max(1.0, deadline - time.monotonic()))
-        finally:
-            self.exporter.shutdown(max(1.0, deadline - time.monotonic()))
+        if self._stage is not None:
+            self._stage.close(max(1.0, deadline - time.monotonic()))
+        for worker in self._workers:
+            worker.kill()
         self._reader.close()
-        return drained and not self._open
+        return not self._open and self.failure is None and self._reader.next_seq >= self.wal.next_seq
 
     def stats(self) -> dict[str, int]:
-        with self._lock:
-            out = dict(self._counts)
-        out["spans_held"] = len(self.buffer)
+        if self._stage is not None:
+            out = self._stage.snapshot()
+            held = len(self._stage.buffer)
+        else:
+            out = dict.fromkeys(COUNTERS, 0)
+            for worker in self._workers:
+                for key, value in worker.counts.items():
+                    out[key] = out.get(key, 0) + value
+            held = sum(worker.held for worker in self._workers)
+        out["spans_held"] = held
         out["log_bytes"] = self.wal.pending_bytes
         return out
 
-    # -- the worker -----------------------------------------------------------------------------
+    # -- the thread ----------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._abandon.is_set():
             try:
                 if self._step():
                     return
-            except _Abandoned:
+            except Abandoned:
                 return
-            except Exception:  # noqa: BLE001 - the worker must outlive any failure
+            except WorkerDied as exc:
+                self.failure = str(exc)
+                logger.error("otel-llm collect: %s; stopping (what it had not written is read again "
+                             "from the log at the next start)", exc)
+                return
+            except Exception:  # noqa: BLE001 - the pipeline must outlive any failure
                 logger.exception("otel-llm collect: pipeline step failed; retrying")
                 time.sleep(0.5)
 
     def _step(self) -> bool:
         """One round; True when stopping and everything is drained."""
         stopping = self._stopping.is_set()
-        wait = 0.0 if stopping else (0.05 if len(self.buffer) else 0.25)
+        local = self._stage is not None
+        if stopping:
+            wait = 0.0
+        elif local:
+            wait = 0.05 if len(self._stage.buffer) else 0.25  # type: ignore[union-attr]
+        else:
+            wait = 0.02
         records = self._reader.read(READ_RECORDS, wait)
         for record in records:
-            self._add(record)
-        drained = stopping and not records and self._reader.next_seq >= self.wal.next_seq
-        ready = self.buffer.take_ready(everything=drained)
-        if ready:
-            self._derive_and_export(ready)
+            self._submit(record)
+        log_drained = stopping and not records and self._reader.next_seq >= self.wal.next_seq
+        if local:
+            done = self._stage.step(everything=log_drained)  # type: ignore[union-attr]
+            finished = log_drained and not self._stage.open_requests  # type: ignore[union-attr]
+        else:
+            if log_drained and not self._finishing:
+                for worker in self._workers:
+                    worker.finish()
+                self._finishing = True
+            done = self._from_workers(0.0 if records else 0.03)
+            finished = self._finishing and all(worker.stopped for worker in self._workers)
+        for seq in done:
+            entry = self._open.get(seq)
+            if entry is not None:
+                entry[0] -= 1
         self._advance_checkpoint()
-        return drained and not len(self.buffer)
+        return finished
 
-    def _add(self, record: Record) -> None:
+    def _submit(self, record: Record) -> None:
+        if self._stage is not None:
+            self._open[record.seq] = [1, record.size]
+            self._stage.add(record.seq, record.payload)
+            return
         try:
-            spans = span_records(record.payload)
-        except MalformedBody as exc:  # logged bodies decoded once already: damage on disk
+            parts = split_by_trace(record.payload, len(self._workers))
+        except MalformedBody as exc:
             logger.error("otel-llm collect: logged request %d cannot be read (%s); skipped", record.seq, exc)
-            self._count(damaged_records=1)
-            spans = []
-        self._open[record.seq] = [len(spans), record.size]
-        if spans:
-            owner = self._owner
-            seq = record.seq
-            for span in spans:
-                owner[id(span)] = seq
-            self.buffer.add(spans)
-            self._count(spans_read=len(spans))
+            parts = []
+        sent = 0
+        for worker, part in zip(self._workers, parts):
+            if part is not None:
+                worker.send(record.seq, part)
+                sent += 1
+        self._open[record.seq] = [sent, record.size]
 
-    def _derive_and_export(self, ready: list[tuple[list[SpanRecord], Any]]) -> None:
-        observations: list[RouteObservation] = []
-        malformed = ignored = 0
-        for spans, _tokens in ready:
-            try:
-                result = derive_trace(spans, capture_content=self.capture_content, pricer=self.pricer)
-            except Exception as exc:  # noqa: BLE001 - a trace that breaks derivation is skipped, not retried
-                logger.error("otel-llm collect: a trace of %d spans could not be derived: %r", len(spans), exc)
-                malformed += len(spans)
-                continue
-            observations.extend(result.observations)
-            ignored += result.ignored
-            if result.malformed:
-                malformed += len(result.malformed)
-                span, reason = result.malformed[0]
-                logger.info("otel-llm collect: %d malformed call spans skipped, e.g. %s: %s",
-                            len(result.malformed), span.name, reason)
-        for start in range(0, len(observations), self.export_batch):
-            self._export(observations[start:start + self.export_batch])
-        self._count(malformed=malformed, ignored=ignored)
-        open_records, owner = self._open, self._owner
-        for spans, _tokens in ready:
-            for span in spans:
-                seq = owner.pop(id(span), None)
-                if seq is not None:
-                    open_records[seq][0] -= 1
-
-    def _export(self, batch: Sequence[RouteObservation]) -> None:
-        wait = 0.1
-        while True:
-            try:
-                result = self.exporter.export(batch)
-            except Exception as exc:  # noqa: BLE001 - the protocol says it must not raise; treat as retry
-                logger.error("otel-llm collect: exporter raised %r; retrying", exc)
-                result = ExportResult.RETRY
-            if result is ExportResult.ACCEPTED:
-                self._count(observations=len(batch))
-                return
-            if result is ExportResult.FAILED:
-                self._count(export_failed=len(batch))
-                logger.error("otel-llm collect: the exporter refused %d observations for good", len(batch))
-                return
-            self._count(export_retries=1)
-            if self._abandon.wait(wait):
-                raise _Abandoned
-            wait = min(wait * 2, MAX_RETRY_WAIT_S)
+    def _from_workers(self, timeout_s: float) -> list[int]:
+        if timeout_s:
+            wait_for_pipes([w.conn for w in self._workers], timeout_s)
+        done: list[int] = []
+        for worker in self._workers:
+            done.extend(worker.receive())
+            if not worker.stopped and not worker.process.is_alive():
+                done.extend(worker.receive())
+                if not worker.stopped:
+                    raise WorkerDied(f"worker process {worker.index} exited with code {worker.process.exitcode}")
+        return done
 
     def _advance_checkpoint(self, force: bool = False) -> None:
         open_records = self._open
@@ -222,12 +216,4 @@ class Pipeline:
             self.wal.persist()
             self._last_persist = now
 
-    def _count(self, **deltas: int) -> None:
-        with self._lock:
-            for name, delta in deltas.items():
-                if delta:
-                    self._counts[name] += delta
 
-
-class _Abandoned(Exception):
-    """Raised out of a retry loop when :meth:`Pipeline.stop` gives up waiting."""

@@ -13,6 +13,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from exporters.base import ObservationExporter
@@ -23,7 +24,6 @@ from processor.collector.pipeline import Pipeline
 from processor.collector.receiver import Receiver
 from processor.collector.wal import DEFAULT_MAX_BYTES, WriteAheadLog
 from processor.derive import Pricer
-from processor.trace_inference import TraceBuffer
 
 logger = logging.getLogger("otel_llm.collector")
 
@@ -43,24 +43,32 @@ class CollectorOptions:
     capture_content: bool = False
     trace_hold_s: float = 5.0
     max_held_spans: int = 100_000
+    workers: int = 1
 
 
 class Collector:
-    """See the module docstring."""
+    """See the module docstring. The factories build the exporter and the pricer in the
+    process that uses them (each worker process builds its own: they must be picklable
+    when ``options.workers`` > 1)."""
 
-    def __init__(self, options: CollectorOptions, exporter: ObservationExporter, *,
-                 pricer: Pricer | None = None) -> None:
+    def __init__(self, options: CollectorOptions, exporter_factory: Callable[[], ObservationExporter], *,
+                 pricer_factory: Callable[[], Pricer | None] | None = None) -> None:
         if options.max_wal_bytes < 2 * options.max_body_bytes:
             raise ValueError("the write-ahead log bound must be at least twice the body limit")
         self.options = options
         self.wal = WriteAheadLog(options.wal_dir, max_bytes=options.max_wal_bytes)
         self.forwarder = Forwarder(options.forward_url) if options.forward_url else None
         self.receiver = Receiver(self.wal, forwarder=self.forwarder)
-        buffer = TraceBuffer(hold_s=options.trace_hold_s, max_spans=options.max_held_spans)
-        self.pipeline = Pipeline(self.wal, exporter, buffer=buffer, capture_content=options.capture_content,
-                                 pricer=pricer)
+        self.pipeline = Pipeline(self.wal, exporter_factory, workers=options.workers, hold_s=options.trace_hold_s,
+                                 max_held_spans=options.max_held_spans, capture_content=options.capture_content,
+                                 pricer_factory=pricer_factory)
         self.http: OtlpHttpServer | None = None
         self.grpc: OtlpGrpcServer | None = None
+
+    @property
+    def failure(self) -> str | None:
+        """Why the collector cannot go on (a worker process died), else None."""
+        return self.pipeline.failure
 
     def start(self) -> None:
         """Start the pipeline, then listen. Raises ``OSError`` when a port cannot be bound."""
@@ -95,10 +103,6 @@ class Collector:
     def stats(self) -> dict[str, Any]:
         """Receiver, pipeline and exporter counters in one mapping."""
         out: dict[str, Any] = {**self.receiver.stats(), **self.pipeline.stats()}
-        exporter_stats = getattr(self.pipeline.exporter, "stats", None)
-        if callable(exporter_stats):
-            for key, value in exporter_stats().items():
-                out[f"exporter_{key}"] = value
         if self.forwarder is not None:
             out.update(forwarded=self.forwarder.forwarded, forward_failed=self.forwarder.failed,
                        forward_dropped=self.forwarder.dropped)

@@ -1,0 +1,133 @@
+"""Worker processes: the CPU-heavy part of the pipeline on more than one core.
+
+Converting spans and deriving observations is Python work, bound by one interpreter
+lock. With ``workers > 1`` the collector splits every logged request by trace id
+(:func:`~processor.collector.otlp.split_by_trace`: a trace always goes to the same
+worker, so trace-aware inference still sees whole traces) and sends the parts to worker
+processes, each running a :class:`~processor.collector.stage.Stage` with its own
+exporter connection. A worker reports which parts are done; the collector's process
+keeps the log, the checkpoint and the receivers, so durability is unchanged: a part not
+reported done is read and sent again after a restart.
+
+Messages, parent to worker: ``(seq, payload)``, then ``None`` = drain and stop. Worker
+to parent: ``("done", [seq, ...], counters, spans held)`` and finally ``("stopped", ...)``.
+A worker that dies makes the collector stop without a checkpoint past its parts.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import sys
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from exporters.base import ObservationExporter
+from processor.collector.stage import COUNTERS, Stage
+from processor.derive import Pricer
+from processor.trace_inference import TraceBuffer
+
+logger = logging.getLogger("otel_llm.collector")
+
+#: Messages read per round before the worker derives and reports.
+_READ_PER_ROUND = 64
+#: Seconds between two counter reports of an otherwise quiet worker.
+_REPORT_INTERVAL_S = 0.5
+
+
+class WorkerDied(RuntimeError):
+    """A worker process exited or its pipe broke."""
+
+
+class WorkerHandle:
+    """The collector's side of one worker process."""
+
+    def __init__(self, index: int, exporter_factory: Callable[[], ObservationExporter],
+                 pricer_factory: Callable[[], Pricer | None] | None, options: dict[str, Any]) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.index = index
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.process = ctx.Process(target=worker_main, name=f"otel-llm-collect-worker-{index}",
+                                   args=(child, exporter_factory, pricer_factory, options), daemon=True)
+        self.process.start()
+        child.close()
+        self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.held = 0
+        self.stopped = False
+
+    def send(self, seq: int, payload: bytes) -> None:
+        try:
+            self.conn.send((seq, payload))
+        except (OSError, EOFError) as exc:
+            raise WorkerDied(f"worker process {self.index} is gone ({exc})") from None
+
+    def finish(self) -> None:
+        """Ask the worker to drain and stop."""
+        try:
+            self.conn.send(None)
+        except (OSError, EOFError) as exc:
+            raise WorkerDied(f"worker process {self.index} is gone ({exc})") from None
+
+    def receive(self) -> list[int]:
+        """Read every report waiting; the seqs of parts done."""
+        done: list[int] = []
+        try:
+            while self.conn.poll():
+                kind, seqs, counts, held = self.conn.recv()
+                done.extend(seqs)
+                self.counts, self.held = counts, held
+                if kind == "stopped":
+                    self.stopped = True
+        except (OSError, EOFError) as exc:
+            raise WorkerDied(f"worker process {self.index} exited ({exc})") from None
+        return done
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+
+def worker_main(conn: Connection, exporter_factory: Callable[[], ObservationExporter],
+                pricer_factory: Callable[[], Pricer | None] | None, options: dict[str, Any]) -> None:
+    """The worker process: read parts, derive, export, report."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the collector's process decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+        logger.setLevel(options.get("log_level", logging.WARNING))
+    stage = Stage(exporter_factory(), buffer=TraceBuffer(hold_s=options["hold_s"], max_spans=options["max_spans"]),
+                  capture_content=options["capture_content"],
+                  pricer=pricer_factory() if pricer_factory is not None else None)
+    stopping = False
+    last_report = 0.0
+    try:
+        while True:
+            wait = 0.0 if stopping else (0.05 if len(stage.buffer) else 0.25)
+            for _ in range(_READ_PER_ROUND):
+                if not conn.poll(wait):
+                    break
+                message = conn.recv()
+                if message is None:
+                    stopping = True
+                    break
+                stage.add(*message)
+                wait = 0.0
+            done = stage.step(everything=stopping)
+            now = time.monotonic()
+            if done or now - last_report >= _REPORT_INTERVAL_S:
+                conn.send(("done", done, stage.snapshot(), len(stage.buffer)))
+                last_report = now
+            if stopping and not stage.open_requests:
+                break
+        stage.close(30.0)
+        conn.send(("stopped", [], stage.snapshot(), 0))
+    except (EOFError, OSError, KeyboardInterrupt):
+        pass  # the collector's process is gone: what is not done stays in its log
