@@ -30,6 +30,7 @@ from typing import Any
 from opentelemetry import trace
 
 from otel_llm import semconv
+from otel_llm._safety import report
 
 #: The outcomes feedback can report.
 OUTCOMES = ("success", "fallback", "timeout", "error", "user_rejected")
@@ -40,6 +41,14 @@ SCORE_RANGE = (0.0, 10.0)
 MAX_WAITING = 10_000
 
 _database: tuple[str | None, str | None] | None = None
+
+
+class NoCallError(LookupError):
+    """There is no traced call to attach the feedback to (tracing off, or no span current).
+
+    Not a programming error — the same code runs with tracing turned off — so
+    :func:`record_feedback` logs it and counts the feedback as dropped instead of raising.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,16 +96,21 @@ def record_feedback(
     * ``time``: when the feedback was given (default now; naive means UTC).
     * ``feedback_id``: recording the same id again stores it once (default: a new UUID).
 
-    Raises ``ValueError`` for invalid arguments only; never for the database.
+    Raises ``ValueError`` for invalid arguments only; never for the database. With no
+    traced call to attach to (tracing off, no current span) the feedback is logged and
+    counted as dropped, and the returned id is ``feedback_id`` or ``""``.
     """
-    feedback = build_feedback(outcome, call=call, trace_id=trace_id, span_id=span_id, quality=quality,
-                              satisfaction=satisfaction, agent=agent, model=model, comment=comment,
-                              time=time, feedback_id=feedback_id)
+    try:
+        feedback = build_feedback(outcome, call=call, trace_id=trace_id, span_id=span_id, quality=quality,
+                                  satisfaction=satisfaction, agent=agent, model=model, comment=comment,
+                                  time=time, feedback_id=feedback_id)
+    except NoCallError as exc:
+        _starter.count_dropped()
+        report("recording feedback (dropped)", exc)
+        return feedback_id or ""
     try:
         _starter.submit(feedback)
     except Exception as exc:  # noqa: BLE001 - telemetry never raises into the application
-        from otel_llm._safety import report
-
         report("recording feedback", exc)
     return feedback.feedback_id
 
@@ -202,6 +216,10 @@ class _Starter:
                     return
         writer.submit(feedback)
 
+    def count_dropped(self) -> None:
+        with self.lock:
+            self.dropped += 1
+
     def wait(self, timeout_s: float) -> None:
         thread = self.thread
         if thread is not None:
@@ -213,8 +231,6 @@ class _Starter:
 
             writer = default_writer(_settings)
         except Exception as exc:  # noqa: BLE001
-            from otel_llm._safety import report
-
             report("starting the feedback writer", exc)
             with self.lock:
                 self.dropped += len(self.waiting)
@@ -265,8 +281,9 @@ def _ids_of(call: Any) -> tuple[int, int, Any]:
     if not isinstance(context, trace.SpanContext):
         raise ValueError(f"call must be an LLMCall, a span or a span context, got {type(call).__name__}")
     if not context.is_valid:
-        raise ValueError("no call to attach feedback to: give call= or trace_id=/span_id= "
-                         "(no span is current here)" if call is None else "the call's span has no valid ids")
+        raise NoCallError("no call to attach feedback to: no span is current here (give call= or "
+                          "trace_id=/span_id=)" if call is None else "the call's span has no ids "
+                          "(tracing is off, or not set up with an SDK)")
     return context.trace_id, context.span_id, getattr(span, "attributes", None)
 
 

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
+from opentelemetry import trace
 from psycopg import sql
 
 import otel_llm
@@ -81,12 +82,19 @@ def test_feedback_on_the_current_span(front: str, pg_dsn: str) -> None:
     ({"outcome": "success", "quality": "8"}, "quality must be a number"),
     ({"outcome": "success", "trace_id": "ab"}, "span_id is required"),
     ({"outcome": "success", "trace_id": "xyz", "span_id": 1}, "trace_id must be hexadecimal"),
-    ({"outcome": "success"}, "no call to attach feedback to"),
     ({"outcome": "success", "call": object()}, "call must be an LLMCall"),
 ])
 def test_programming_errors_raise_value_error(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         otel_llm.record_feedback(**kwargs)
+
+
+def test_without_a_traced_call_feedback_is_dropped_not_raised(front: str) -> None:
+    before = otel_llm.feedback.feedback_stats().get("dropped", 0)
+    assert otel_llm.record_feedback("success", quality=5) == ""  # no span is current here
+    non_recording = trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)  # what tracing turned off gives
+    assert otel_llm.record_feedback("error", call=non_recording, feedback_id="f-off") == "f-off"
+    assert otel_llm.feedback.feedback_stats()["dropped"] == before + 2
 
 
 def _feedback(i: int, outcome: str = "success"):

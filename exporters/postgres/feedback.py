@@ -15,6 +15,9 @@ The connection (and the embedded server, when no DSN is configured) is opened by
 thread on first use, so constructing a writer is cheap. This module imports psycopg only
 there, which keeps the first ``record_feedback`` call light.
 
+The process's writer (:func:`default_writer`) is shut down when the interpreter exits
+normally, waiting at most :data:`EXIT_FLUSH_S` for what it still holds.
+
 Counters (:meth:`FeedbackWriter.stats`): ``accepted``, ``written`` (new rows),
 ``duplicates`` (already stored), ``dropped`` (queue full or writer closed),
 ``rejected`` (refused by the database itself, e.g. a check constraint), ``failures``
@@ -23,6 +26,7 @@ Counters (:meth:`FeedbackWriter.stats`): ``accepted``, ``written`` (new rows),
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import threading
@@ -36,6 +40,8 @@ logger = logging.getLogger("otel_llm.postgres")
 #: Default bound of the queue (pieces of feedback waiting for the database).
 DEFAULT_MAX_QUEUE = 10_000
 DEFAULT_BATCH_SIZE = 500
+#: Seconds a normal interpreter exit waits for the process's writer to store what it holds.
+EXIT_FLUSH_S = 5.0
 #: Columns written, in the order of :meth:`FeedbackRecord.row`.
 COLUMNS = ("feedback_id", "trace_id", "span_id", "recorded_at", "outcome", "quality",
            "satisfaction", "agent", "model", "comment")
@@ -271,6 +277,7 @@ def default_writer(settings: Callable[[], tuple[str | None, str | None]] | None 
         if _default is None:
             dsn, schema = settings() if settings else (None, None)
             _default = FeedbackWriter(dsn, schema=schema)
+            atexit.register(_default.shutdown, EXIT_FLUSH_S)
         return _default
 
 
@@ -279,4 +286,7 @@ def shutdown_default(timeout_s: float = 10.0) -> bool:
     global _default
     with _default_lock:
         writer, _default = _default, None
-    return writer.shutdown(timeout_s) if writer is not None else True
+    if writer is None:
+        return True
+    atexit.unregister(writer.shutdown)
+    return writer.shutdown(timeout_s)

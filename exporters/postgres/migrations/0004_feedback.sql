@@ -45,5 +45,6 @@ LEFT JOIN LATERAL (
     SELECT r.agent, r.request_model
     FROM route_observations AS r
     WHERE r.trace_id = f.trace_id AND r.span_id = f.span_id
+      AND (f.agent IS NULL OR f.model IS NULL)  -- looked up only when something is missing
     LIMIT 1
-) AS o ON f.trace_id IS NOT NULL;
+) AS o ON true;
