@@ -149,9 +149,9 @@ def _latency(conn: psycopg.Connection, schema: str | None, end: datetime, period
         times = tuple(p.start for p in points)
         series = tuple(Series(name, [getattr(p, f"latency_{name}_ms") for p in points])
                        for name in ("p50", "p95", "p99"))
-        refs = tuple(Reference(f"SLO {o.threshold_ms:g} ms @ {100 * o.target:g} %", o.threshold_ms)
-                     for o in thresholds)
-        charts.append(LatencyChart(f"{slo.display_name or slo.name}: {by} {key}", times, series, refs))
+        refs = tuple(Reference(f"SLO {o.threshold_ms:g} ms", o.threshold_ms) for o in thresholds)
+        goals = ", ".join(f"{100 * o.target:g} % within {o.threshold_ms:g} ms" for o in thresholds)
+        charts.append(LatencyChart(f"{slo.display_name or slo.name} ({by} {key}): {goals}", times, series, refs))
     if slos:
         return tuple(charts)
     points = latency_series(conn, period=period, step=step, by="agent", now=end, schema=schema)
@@ -174,7 +174,7 @@ def render(data: ReportData) -> str:
                  + (stacked_bars("cost", "Cost per agent per day", data.days, data.cost_series, unit="USD")
                     if data.cost_series else _empty("No cost recorded in this period."))),
         _section("Latency against the SLOs", "".join(
-            line_chart("latency", c.title, c.times, c.series, unit="ms", references=c.references)
+            _figure(c.title, line_chart("latency", c.title, c.times, c.series, unit="ms", references=c.references))
             for c in data.latency if c.times) or _empty("No latency in this period.")),
         _section("SLOs and burn rates", _slo_html(data.slo)),
         _section("Top anomalies (last hour against the week before)", _anomalies_html(data.anomalies)),
@@ -197,6 +197,10 @@ def write_report(path: str | Path, conn: psycopg.Connection, **options: Any) -> 
 
 def _section(title: str, body: str) -> str:
     return f"<section><h2>{escape(title)}</h2>\n{body}\n</section>"
+
+
+def _figure(caption: str, chart: str) -> str:
+    return f"<figure><figcaption>{escape(caption)}</figcaption>\n{chart}\n</figure>"
 
 
 def _empty(text: str) -> str:
@@ -239,8 +243,8 @@ def _slo_html(report: "SLOReport | None") -> str:
                          marker=r.threshold, highlight=r.fires, notes=("fires",) if r.fires else ())
                     for r in o.burn_rows]
             if bars:
-                charts.append(hbars("burn", f"Burn rates: {result.slo.name} / {o.objective.name}", bars,
-                                    unit="x budget rate"))
+                title = f"Burn rates: {result.slo.name} / {o.objective.name}"
+                charts.append(_figure(title, hbars("burn", title, bars, unit="x budget rate")))
     warnings = "".join(f'<p class="note">{escape(w)}</p>' for w in report.warnings)
     return (_table(["SLO", "OBJECTIVE", "GOOD MEANS", "TARGET", "COMPLIANCE", "BUDGET LEFT", "FIRING", "STATUS"],
                    rows, classes) + warnings + "".join(charts))
@@ -282,6 +286,7 @@ svg .grid{stroke:#e4e4e4;stroke-width:1}svg text{font-size:11px;fill:#555}svg .l
 svg .reference,svg .reference-key{stroke:#d62728;stroke-width:1.5;stroke-dasharray:6 4}svg .marker{stroke:#d62728;stroke-width:2}
 table{border-collapse:collapse;width:100%;margin:8px 0}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eee;vertical-align:top}
 th{font-size:12px;color:#666}tr.breach td,tr.open td{background:#fdecea}tr.half-open td{background:#fff6e0}
+figure{margin:12px 0}figcaption{font-weight:600;font-size:13px;color:#333}
 .note,.empty{color:#666}.meta{color:#666;margin-top:0}
 """
 
