@@ -58,6 +58,8 @@ from decimal import Decimal, InvalidOperation
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from opentelemetry.trace import StatusCode
+
 from otel_llm import semconv
 from processor import aliases
 from processor.observation import COLUMNS, RouteObservation, make_observation
@@ -376,13 +378,16 @@ def _time_ns(value: Any) -> int | None:
     return out if out else None
 
 
+_SDK_UNSET, _SDK_OK, _SDK_ERROR = StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR
 #: (type, status code) -> is it ERROR; a span's status is one of a handful of values.
 _ERROR_STATUS: dict[tuple[type, Any], bool] = {}
 
 
 def _is_error_status(code: Any) -> bool:
-    if code is None:
+    if code is None or code is _SDK_UNSET or code is _SDK_OK:  # the usual: no hashing of an enum
         return False
+    if code is _SDK_ERROR:
+        return True
     key = (type(code), code)
     try:
         return _ERROR_STATUS[key]
@@ -502,8 +507,8 @@ class _Layout:
     """Everything about a span's attributes that depends only on their names, worked out
     once per distinct set of names: which attributes feed which fields, and the key scan."""
 
-    __slots__ = ("reads", "read_keys", "scan", "operation_keys", "cost_keys", "parameter_keys", "keep",
-                 "keep_content", "keep_unread", "keep_content_unread")
+    __slots__ = ("reads", "read_keys", "read", "scan", "operation_keys", "cost_keys", "parameter_keys",
+                 "keep", "keep_content", "keep_unread", "keep_content_unread")
 
     def __init__(self, keys: tuple[str, ...]) -> None:
         index = _INDEX
@@ -519,6 +524,7 @@ class _Layout:
              candidates[field] > 1 or field in _RANKED_FIELDS)
             for key in keys for field, rank, conv in index.get(key, ()))
         self.read_keys = frozenset(r[0] for r in self.reads)
+        self.read = _compile_reader(self.reads)
         self.scan = scan = _KeyScan(keys)
         self.operation_keys = tuple(k for k in _OPERATION_KEYS if k in present)
         self.cost_keys = tuple(k for k in aliases.COST_USD if k in present)
@@ -530,6 +536,42 @@ class _Layout:
         self.keep = tuple(k for k in self.keep_content if k not in content)
         self.keep_content_unread = tuple(k for k in self.keep_content if k not in self.read_keys)
         self.keep_unread = tuple(k for k in self.keep if k not in self.read_keys)
+
+
+def _compile_reader(reads: Sequence[tuple[str, str, int, Callable[[Any], Any], int, bool]]
+                    ) -> Callable[[Mapping[str, Any]], tuple[dict[str, Any], dict[str, int], list[int] | None]]:
+    """A function reading one layout's fields: ``attrs -> (values, ranks, failed)``.
+
+    Straight-line code, one block per read: every span of a layout runs the same reads, and
+    a generated function does them at a fraction of the cost of a loop interpreting the
+    read table (this is the hottest code of ingestion). Attribute names never enter the
+    generated source (they come from spans): it refers to them and to the converters by
+    position in tuples it closes over. ``failed`` lists the positions in ``reads`` whose
+    value was unusable, or is None when there are none.
+    """
+    lines = ["def read(attrs):", " values = {}", " ranks = {}", " failed = None"]
+    for i, (_key, field, rank, _conv, inline, ranked) in enumerate(reads):
+        lines.append(f" v = attrs[K[{i}]]")
+        if inline == 1:
+            lines.append(f" v = (v.strip() or None) if type(v) is str else C[{i}](v)")
+        elif inline == 2:
+            lines.append(f" v = (v if v >= 0 else None) if type(v) is int else C[{i}](v)")
+        elif inline == 3:
+            lines.append(f" v = v if type(v) is bool else C[{i}](v)")
+        else:
+            lines.append(f" v = C[{i}](v)")
+        lines.append(" if v is None:")
+        lines.append(f"  failed = [{i}] if failed is None else failed + [{i}]")
+        if not ranked:
+            lines.append(f" else: values[{field!r}] = v")
+        else:
+            lines.append(f" elif {rank} < ranks.get({field!r}, {rank + 1}):")
+            lines.append(f"  values[{field!r}] = v")
+            lines.append(f"  ranks[{field!r}] = {rank}")
+    lines.append(" return values, ranks, failed")
+    namespace: dict[str, Any] = {"K": tuple(r[0] for r in reads), "C": tuple(r[3] for r in reads)}
+    exec("\n".join(lines), namespace)  # noqa: S102 - our own source; see the docstring
+    return namespace["read"]
 
 
 #: Converters :class:`_Reader` inlines for their usual type (1: str, 2: int, 3: bool).
@@ -560,44 +602,29 @@ class _Reader:
 
     def __init__(self, attrs: Mapping[str, Any], layout: "_Layout | None" = None) -> None:
         self.attrs = attrs
-        values: dict[str, Any] = {}
-        ranks: dict[str, int] = {}
-        unusable: list[str] = []
-        failed_keys: list[str] = []
         layout = layout or _layout(attrs)
-        for key, field, rank, conv, inline, ranked in layout.reads:
-            raw = attrs[key]
-            kind = type(raw)
-            # The common (converter, type) pairs inline; same results as the call.
-            if inline == 1 and kind is str:
-                value = raw.strip() or None
-            elif inline == 2 and kind is int:
-                value = raw if raw >= 0 else None
-            elif inline == 3 and kind is bool:
-                value = raw
-            else:
-                value = conv(raw)
-            if value is None:
-                unusable.append(field)
-                failed_keys.append(key)
-                continue
-            if not ranked:
-                values[field] = value
-            elif field not in ranks or rank < ranks[field]:
-                values[field] = value
-                ranks[field] = rank
+        values, ranks, failed = layout.read(attrs)
+        self.values = values
+        self.ranks = ranks
+        if failed is None:
+            #: What was used besides the attributes read into fields (those always are,
+            #: and :func:`_derive` does not look at them again when none failed).
+            self.consumed: set[str] = set()
+            #: Attributes read for a field whose value was unusable there.
+            self.failed_keys: list[str] = []
+            self.invalid: list[str] = []
+            return
+        reads = layout.reads
+        failed_keys = [reads[i][0] for i in failed]
         # Every attribute read is consumed when any field could use its value.
         consumed = set(layout.read_keys)
         for key in failed_keys:
             raw = attrs[key]
             if all(conv(raw) is None for _field, _rank, conv in _INDEX[key]):
                 consumed.discard(key)
-        self.values = values
-        self.ranks = ranks
         self.consumed = consumed
-        #: Attributes read for a field whose value was unusable there.
         self.failed_keys = failed_keys
-        self.invalid: list[str] = sorted({f for f in unusable if f not in values}) if unusable else []
+        self.invalid = sorted({reads[i][1] for i in failed} - values.keys())
 
     def mark_invalid(self, field: str) -> None:
         if field not in self.invalid:
@@ -1011,7 +1038,7 @@ def _derive(
     consumed = reader.consumed
     kept: dict[str, Any] = {}
     # Attributes read into a field are consumed unless none of their values was usable:
-    # only the others, and those, need a look.
+    # when none failed, only the unread ones need a look (against what else was used).
     for key in (layout.keep_content_unread if capture_content else layout.keep_unread) \
             if not reader.failed_keys else (layout.keep_content if capture_content else layout.keep):
         if key in consumed:

@@ -8,9 +8,13 @@ blocks and never raises; when the queue is full the span is dropped and counted.
 A background daemon thread takes spans off the queue, derives observations
 (:func:`processor.derive.derive`) and hands them to the exporter in batches. The
 ``export`` call itself runs on a second daemon thread, one call at a time, while the
-first derives the next batch (at most one batch ahead, counted as queued and kept within
-``max_queue``): a database exporter spends much of a batch waiting on its server, and
-that time is not lost to derivation. Outcomes are handled in order, as if sequential:
+first derives the next batches (at most :data:`DERIVE_AHEAD_BATCHES` batches ahead,
+counted as queued and kept within ``max_queue``): a database exporter spends much of a
+batch waiting on its server (the COPY, the commit), and that time goes to derivation
+rather than being lost. More than one batch ahead, because the two threads share the
+interpreter lock: the exporter's thread regains it only at the interpreter's switch
+interval while derivation runs, so a deriving thread that stopped after one batch would
+leave the database waits of the rest of the export unused. Outcomes are handled in order, as if sequential:
 
 - ``ACCEPTED``: counted as exported.
 - ``RETRY`` (or the exporter raised): the batch is kept and retried with capped
@@ -66,6 +70,8 @@ from processor.observation import RouteObservation
 DEFAULT_MAX_QUEUE = 8192
 DEFAULT_BATCH_SIZE = 512
 DEFAULT_FLUSH_INTERVAL_S = 1.0
+#: How many batches the worker derives ahead while the exporter works (see the module docstring).
+DERIVE_AHEAD_BATCHES = 4
 DEFAULT_RETRY_INITIAL_S = 0.1
 DEFAULT_RETRY_MAX_S = 5.0
 #: After the shutdown timeout, how long to wait for a worker that is not stuck in the
@@ -441,9 +447,10 @@ class RouteObservationProcessor(SpanProcessor):
         return observation
 
     def _derive_ahead(self) -> None:
-        """While the exporter works: derive what is queued now, up to one batch, stopping
-        at a flush marker (which must see everything before it exported first)."""
-        ready, queue, limit = self._ready, self._queue, self._batch_size
+        """While the exporter works: derive what is queued now, up to
+        :data:`DERIVE_AHEAD_BATCHES` batches, stopping at a flush marker (which must see
+        everything before it exported first)."""
+        ready, queue, limit = self._ready, self._queue, self._batch_size * DERIVE_AHEAD_BATCHES
         while len(ready) < limit and not self._stopping:
             try:
                 item = queue[0]
