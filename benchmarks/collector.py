@@ -132,6 +132,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _cpu_s(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of a process and of its child processes, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def one(p: int) -> float:
+        with open(f"/proc/{p}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    children = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            children += [int(c) for c in f.read().split()]
+    return one(pid), sum(one(c) for c in children)
+
+
 def _count(dsn: str, schema: str) -> int:
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -147,7 +163,7 @@ def _drop(dsn: str, schema: str) -> None:
 
 
 def end_to_end(dsn: str, bodies: list[bytes], expected_rows: int, spans: int, args: argparse.Namespace,
-               work: Path) -> tuple[float, str]:
+               work: Path) -> tuple[float, tuple[float, float], str]:
     schema = f"bench_collect_{secrets.token_hex(4)}"
     port = _free_port()
     log = open(work / "collect.log", "wb")  # noqa: SIM115
@@ -180,6 +196,7 @@ def end_to_end(dsn: str, bodies: list[bytes], expected_rows: int, spans: int, ar
                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
         for sender in senders:
             assert sender.stdout is not None and sender.stdout.readline().strip() == "ready"
+        cpu_before = _cpu_s(collect.pid)
         start = time.perf_counter()
         for sender in senders:
             assert sender.stdin is not None
@@ -191,11 +208,13 @@ def end_to_end(dsn: str, bodies: list[bytes], expected_rows: int, spans: int, ar
             if collect.poll() is not None:
                 raise SystemExit((work / "collect.log").read_text())
         elapsed = time.perf_counter() - start
+        cpu_after = _cpu_s(collect.pid)
         for sender in senders:
             sender.wait(60)
         collect.terminate()
         collect.wait(120)
-        return spans / elapsed, (work / "collect.log").read_text()
+        cpu = (cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1])
+        return spans / elapsed, cpu, (work / "collect.log").read_text()
     finally:
         if collect.poll() is None:
             collect.kill()
@@ -241,7 +260,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="otel-llm-bench-collect-") as tmp:
         work = Path(tmp)
         ceiling, observations = exporter_ceiling(dsn, bodies, work)
-        rate, log = end_to_end(dsn, bodies, observations, spans, args, work)
+        rate, (cpu_main, cpu_workers), log = end_to_end(dsn, bodies, observations, spans, args, work)
     per_span_ceiling = ceiling * spans / observations
     print(f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs; "
           f"{args.traces} traces, {spans} spans, {observations} observations; {len(bodies)} requests of "
@@ -251,6 +270,10 @@ def main() -> None:
           f"= {per_span_ceiling:,.0f} spans/s at {observations / spans:.2f} observations per span")
     print(f"end to end (OTLP/HTTP in -> committed rows):             {rate:,.0f} spans/s "
           f"= {rate * observations / spans:,.0f} observations/s ({rate / per_span_ceiling:.0%} of the ceiling)")
+    print(f"collector CPU per span: {1e6 * cpu_main / spans:.1f} us in its main process (receive, log, split) "
+          f"+ {1e6 * cpu_workers / spans:.1f} us in its worker processes (convert, hold, derive, write) "
+          f"= {1e6 * (cpu_main + cpu_workers) / spans:.1f} us (PostgreSQL's own work not included)")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"goal >= 15,000 spans/s: {'met' if rate >= 15_000 else 'not met'}")
     print("collector's last lines:")
     print("\n".join(log.strip().splitlines()[-2:]))

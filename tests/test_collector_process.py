@@ -481,3 +481,40 @@ def test_thousands_of_hostile_bodies_neither_crash_the_collector_nor_lose_a_good
     stored = {int(r[0], 16) for r in c.rows()}
     assert set(sent_good) <= stored
     assert "Traceback" not in c.log
+
+
+FIXTURES = ROOT / "tests" / "fixtures" / "otlp"
+_COMPARED = ("trace_id", "span_id", "parent_span_id", "logical_call_id", "service_name", "instance_id", "agent",
+             "operation", "provider", "server_address", "request_model", "response_model", "route", "attempt",
+             "fallback", "stream", "ok", "error_type", "http_status", "finish_reason", "input_tokens",
+             "cached_input_tokens", "output_tokens", "reasoning_tokens", "tools_offered", "tool_calls",
+             "cost_usd", "cost_basis")
+
+
+def test_other_instrumentations_fixtures_posted_as_they_are_become_the_same_rows_as_derived_in_process(collect):
+    from processor.collector.otlp import parse_request, span_records
+    from processor.pricing import default_pricer
+    from processor.trace_inference import derive_trace
+
+    files = sorted(FIXTURES.glob("*.json"))
+    if not files:
+        pytest.skip("no OTLP fixtures recorded")
+    c = collect("--trace-hold", "0.3")
+    expected: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in files:
+        body = path.read_bytes()
+        response = c.post(body)
+        assert response.status_code == 200 and response.json() == {}, (path.name, response.text)
+        by_trace: dict[bytes, list[Any]] = {}
+        for record in span_records(parse_request(body, "application/json").payload):
+            by_trace.setdefault(record.trace_id, []).append(record)
+        derived = [o for spans in by_trace.values() for o in derive_trace(spans, pricer=default_pricer()).observations]
+        for o in derived:
+            expected[(o.trace_id, o.span_id)] = {name: getattr(o, name) for name in _COMPARED}
+    assert c.terminate() == 0
+    with connect(c.dsn, c.schema) as conn:
+        cursor = conn.execute(f"SELECT {', '.join(_COMPARED)} FROM route_observations")
+        stored = {(row[0], row[1]): dict(zip(_COMPARED, row)) for row in cursor.fetchall()}
+    assert len(expected) >= len(files) // 2 and stored == expected
+    assert {row["provider"] for row in stored.values()} >= {"openai", "ollama"}
+    assert any(not row["ok"] for row in stored.values())
