@@ -175,3 +175,26 @@ def test_page_opens_in_a_headless_browser(page: Path) -> None:
     assert charts == 3 and drawn == charts  # the script ran, and every chart has data elements
     points = [int(n) for n in re.findall(r'<svg[^>]*data-points="(\d+)"', run.stdout)]
     assert len(points) == 3 and min(points) > 0
+
+
+def test_chart_scales_and_gaps() -> None:
+    from otel_llm.reports.svg import Series, line_chart, nice_ticks
+
+    assert nice_ticks(0.084) == [0.0, 0.02, 0.04, 0.06, 0.08, 0.1]
+    assert nice_ticks(2100.0) == [0.0, 500.0, 1000.0, 1500.0, 2000.0, 2500.0]
+    assert nice_ticks(0.0) == [0.0, 1.0]
+    hours = [NOW + k * HOUR for k in range(5)]
+    svg = line_chart("latency", "t", hours, [Series("p95", [1.0, 2.0, None, 4.0, 5.0])], unit="ms")
+    assert svg.count('class="datum"') == 4 and svg.count("<polyline") == 2  # the gap splits the line
+
+
+def test_report_errors_exit_2(pg_dsn: str, pg_schema: str, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "slo.yaml"
+    bad.write_text("apiVersion: openslo/v1\nkind: SLO\nmetadata: {name: x}\nspec: {objectives: []}\n")
+    base = ["report", "--dsn", pg_dsn, "--schema", pg_schema]
+    assert main([*base, "--html", str(tmp_path / "r.html"), "--slo-file", str(bad)]) == 2
+    assert main([*base, "--html", str(tmp_path / "missing" / "r.html")]) == 2
+    assert main([*base, "--html", str(tmp_path / "r.html"), "--period", "soon"]) == 2
+    assert "otel-llm report:" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()

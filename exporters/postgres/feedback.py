@@ -42,6 +42,10 @@ DEFAULT_MAX_QUEUE = 10_000
 DEFAULT_BATCH_SIZE = 500
 #: Seconds a normal interpreter exit waits for the process's writer to store what it holds.
 EXIT_FLUSH_S = 5.0
+#: Longest an idle writer thread sleeps before looking at its state again.
+IDLE_POLL_S = 5.0
+#: Put on the queue by shutdown to wake the thread.
+_STOP: Any = object()
 #: Columns written, in the order of :meth:`FeedbackRecord.row`.
 COLUMNS = ("feedback_id", "trace_id", "span_id", "recorded_at", "outcome", "quality",
            "satisfaction", "agent", "model", "comment")
@@ -135,6 +139,10 @@ class FeedbackWriter:
         flushed = self.flush(timeout_s) if not self._closed else True
         self._closed = True
         self._wake.set()
+        try:
+            self._queue.put_nowait(_STOP)  # wakes an idle thread; a full queue means it is busy anyway
+        except queue.Full:
+            pass
         self._thread.join(timeout=max(0.1, timeout_s))
         return flushed
 
@@ -174,10 +182,10 @@ class FeedbackWriter:
         self._batch = []
         while True:
             try:
-                self._queue.get_nowait()
+                item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            lost += 1
+            lost += item is not _STOP
         if lost:
             with self._settled:
                 self._counts["dropped"] += lost
@@ -188,12 +196,15 @@ class FeedbackWriter:
 
     def _fill_batch(self) -> None:
         try:
-            self._batch.append(self._queue.get(timeout=0.2))
+            item = self._queue.get(timeout=IDLE_POLL_S)
         except queue.Empty:
             return
-        while len(self._batch) < self._batch_size:
+        while item is not _STOP:
+            self._batch.append(item)
+            if len(self._batch) >= self._batch_size:
+                break
             try:
-                self._batch.append(self._queue.get_nowait())
+                item = self._queue.get_nowait()
             except queue.Empty:
                 break
 
