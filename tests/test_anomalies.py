@@ -26,7 +26,7 @@ from otel_llm.reports.anomalies import (
     MAD_SCALE,
     binomial_upper_tail,
     find_anomalies,
-    interpolated_percentile,
+    interpolated_percentiles,
     robust_z,
     tail_minimum,
     two_proportion_z,
@@ -86,8 +86,11 @@ def test_binomial_tail_is_exact() -> None:
 def test_percentiles_are_interpolated_within_buckets_and_need_calls_beyond_them() -> None:
     index = bucket(1000.0)
     low = MIN_MS * RATIO ** (index - 1)
-    assert interpolated_percentile([index], [10], 0.5) == pytest.approx(low * RATIO ** 0.5)
-    assert interpolated_percentile([index, index + 1], [1, 1], 0.5) == pytest.approx(low * RATIO)
+    assert interpolated_percentiles([index], [10], [0.5]) == [pytest.approx(low * RATIO ** 0.5)]
+    # entries in any order, a bucket repeated: added up first
+    assert interpolated_percentiles([index + 1, index, index + 1], [1, 2, 1], [0.5, 1.0]) == [
+        pytest.approx(low * RATIO), pytest.approx(low * RATIO ** 2)]
+    assert interpolated_percentiles([], [], [0.5]) == [None]
     assert (tail_minimum(0.5), tail_minimum(0.95)) == (10, 100)
 
 

@@ -156,20 +156,12 @@ def find_anomalies(conn: psycopg.Connection, *, window: timedelta = _HOUR, basel
     base_end = test_start.replace(minute=0, second=0, microsecond=0)
     base_start = base_end - baseline
     params = {"test_start": test_start, "end": end, "test_from_raw": from_raw, "base_start": base_start,
-              "base_end": base_end, "slot_seconds": slot.total_seconds()}
+              "base_end": base_end}
     with conn.transaction():
         set_local_search_path(conn, resolve_schema(schema))
-        rows = conn.execute(load_sql("anomalies"), params).fetchall()
-    tests: dict[tuple[str, str | None], _Slot] = {}
-    bases: dict[tuple[str, str | None], list[_Slot]] = {}
-    for part, dim, key, _slot, n, n_ok, p50, p95, idx, cnt in rows:
-        if idx is not None:
-            p50, p95 = (interpolated_percentile(idx, cnt, q) for q in (0.5, 0.95))
-        value = _Slot(int(n), int(n_ok), None if p50 is None else float(p50), None if p95 is None else float(p95))
-        if part == "test":
-            tests[(dim, key)] = value
-        else:
-            bases.setdefault((dim, key), []).append(value)
+        # Binary results: the histogram arrays are long, and parsing them as text is slow.
+        rows = conn.cursor(binary=True).execute(load_sql("anomalies"), params).fetchall()
+    tests, bases = _slots(rows, base_end, slot)
     found: list[Anomaly] = []
     for (dim, key), test in tests.items():
         base = bases.get((dim, key), [])
@@ -187,6 +179,43 @@ def find_anomalies(conn: psycopg.Connection, *, window: timedelta = _HOUR, basel
     found.extend(confidence_drops(conn, now=end, schema=schema, min_feedback=min_feedback))
     found.sort(key=lambda a: (-abs(a.z), a.dimension, a.key or "", a.metric))
     return found
+
+
+def _slots(rows: Sequence[tuple[Any, ...]], base_end: datetime, slot: timedelta
+           ) -> tuple[dict[tuple[str, str | None], _Slot], dict[tuple[str, str | None], list[_Slot]]]:
+    """The window's figures and the baseline's slots per (dimension, key), from the rows
+    of ``anomalies.sql``: hourly rollup rows are added up per agent and per route into
+    slots of length ``slot`` counted back from ``base_end`` (or into the window under
+    test, for rows from ``base_end`` on), their histograms merged by concatenation."""
+    tests: dict[tuple[str, str | None], _Slot] = {}
+    sums: dict[tuple[str, str | None, int], list[Any]] = {}
+    for part, dim, ts, agent, route, n, n_ok, p50, p95, idx, cnt in rows:
+        if part == "test":
+            key = agent if dim == "agent" else route
+            tests[(dim, key)] = _Slot(int(n), int(n_ok), _float(p50), _float(p95))
+            continue
+        number = -1 if ts >= base_end else math.ceil((base_end - ts) / slot) - 1
+        for dim, key in (("agent", agent or None), ("route", route or None)):
+            acc = sums.get((dim, key, number))
+            if acc is None:
+                acc = sums[(dim, key, number)] = [0, 0, [], []]
+            acc[0] += n
+            acc[1] += n_ok
+            acc[2].extend(idx)
+            acc[3].extend(cnt)
+    bases: dict[tuple[str, str | None], list[_Slot]] = {}
+    for (dim, key, number), (n, n_ok, idx, cnt) in sums.items():
+        p50, p95 = interpolated_percentiles(idx, cnt, (0.5, 0.95))
+        value = _Slot(int(n), int(n_ok), p50, p95)
+        if number < 0:
+            tests[(dim, key)] = value
+        else:
+            bases.setdefault((dim, key), []).append(value)
+    return tests, bases
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def confidence_drops(conn: psycopg.Connection, *, now: datetime, schema: str | None = None,
@@ -242,27 +271,33 @@ def two_proportion_z(ok1: int, n1: int, ok0: int, n0: int) -> float:
     return score_drop_z(ok1 / n1, n1, ok0 / n0, n0)
 
 
-def interpolated_percentile(idx: Sequence[int], cnt: Sequence[int], q: float) -> float | None:
-    """Percentile ``q`` of a histogram (bucket indexes ascending, unique), interpolated
-    log-linearly inside the bucket that holds rank ``q * total``.
+def interpolated_percentiles(idx: Sequence[int] | np.ndarray, cnt: Sequence[int] | np.ndarray,
+                             qs: Sequence[float]) -> list[float | None]:
+    """Percentiles ``qs`` of a sparse histogram (bucket indexes in any order, possibly
+    repeated), each interpolated log-linearly inside the bucket that holds rank
+    ``q * total``; ``None`` for an empty histogram.
 
     Unlike a bucket's representative value, this moves smoothly with the data, so the
     spread of hourly values is not rounded to whole buckets (which would understate
     their MAD and overstate z-scores).
     """
-    counts = np.asarray(cnt, dtype=np.float64)
-    total = float(counts.sum())
-    if total <= 0:
-        return None
+    if len(idx) == 0:
+        return [None] * len(qs)
+    buckets, inverse = np.unique(np.asarray(idx, dtype=np.int64), return_inverse=True)
+    counts = np.bincount(inverse, weights=np.asarray(cnt, dtype=np.float64), minlength=len(buckets))
     cum = np.cumsum(counts)
-    rank = q * total
-    pos = min(int(np.searchsorted(cum, rank, side="left")), len(cum) - 1)
-    before = float(cum[pos - 1]) if pos else 0.0
-    fraction = min(max((rank - before) / counts[pos], 0.0), 1.0) if counts[pos] else 1.0
-    index = int(idx[pos])
-    if index <= 0:
-        return MIN_MS * fraction
-    return MIN_MS * RATIO ** (index - 1 + fraction)
+    total = float(cum[-1])
+    if total <= 0:
+        return [None] * len(qs)
+    out: list[float | None] = []
+    for q in qs:
+        rank = q * total
+        pos = min(int(np.searchsorted(cum, rank, side="left")), len(cum) - 1)
+        before = float(cum[pos - 1]) if pos else 0.0
+        fraction = min(max((rank - before) / counts[pos], 0.0), 1.0) if counts[pos] else 1.0
+        index = int(buckets[pos])
+        out.append(MIN_MS * fraction if index <= 0 else MIN_MS * RATIO ** (index - 1 + fraction))
+    return out
 
 
 def binomial_upper_tail(failures: int, n: int, rate: float) -> float:

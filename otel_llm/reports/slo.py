@@ -236,22 +236,29 @@ def _read_raw(conn: psycopg.Connection, selections: Sequence[tuple[SLO, Objectiv
 def _read_rollup(conn: psycopg.Connection, selections: Sequence[tuple[SLO, Objective]],
                  windows: Sequence[timedelta], now: datetime
                  ) -> tuple[dict[tuple[int, timedelta], WindowEvents], dict[int, tuple[int, int, list[float | None]]]]:
+    # One histogram per calls selected (agent, route) and window, shared by the
+    # objectives that select the same calls: each objective counts its own threshold.
+    keys = list(dict.fromkeys((slo.agent, slo.route) for slo, _ in selections))
+    users: dict[int, list[int]] = {}
+    for i, (slo, _) in enumerate(selections):
+        users.setdefault(keys.index((slo.agent, slo.route)), []).append(i)
     starts = [_floor(now - w, _MINUTE) for w in windows]
     hours = [_ceil_hour(s) for s in starts]
-    params = {**_selection_params(selections), "win_id": list(range(len(windows))), "win_start": starts,
-              "win_hour": hours, "hour_from": min(hours), "min_start": min(starts),
-              "end_hour": _floor(now, _HOUR), "end": now}
+    params = {"sel_id": list(range(len(keys))), "sel_agent": [k[0] for k in keys], "sel_route": [k[1] for k in keys],
+              "win_id": list(range(len(windows))), "win_start": starts, "win_hour": hours,
+              "hour_from": min(hours), "min_start": min(starts), "end_hour": _floor(now, _HOUR), "end": now}
     events: dict[tuple[int, timedelta], WindowEvents] = {}
     latency: dict[int, tuple[int, int, list[float | None]]] = {}
-    slo_windows = {i: slo.window for i, (slo, _) in enumerate(selections)}
-    for sel, win, n, n_ok, idx, cnt in conn.execute(load_sql("slo_rollup"), params).fetchall():
+    for key, win, n, n_ok, idx, cnt in conn.execute(load_sql("slo_rollup"), params).fetchall():
         window = windows[win]
-        threshold = selections[sel][1].threshold_ms
         idx, cnt = idx or [], cnt or []
-        good, bound = (float(n_ok), 0.0) if threshold is None else good_below(idx, cnt, threshold)
-        events[(sel, window)] = WindowEvents(window, int(n), good, bound, "rollup")
-        if window == slo_windows[sel]:
-            latency[sel] = (int(n), int(n_ok), percentiles(idx, cnt, (0.5, 0.95, 0.99)))
+        for sel in users[key]:
+            slo, objective = selections[sel]
+            threshold = objective.threshold_ms
+            good, bound = (float(n_ok), 0.0) if threshold is None else good_below(idx, cnt, threshold)
+            events[(sel, window)] = WindowEvents(window, int(n), good, bound, "rollup")
+            if window == slo.window:
+                latency[sel] = (int(n), int(n_ok), percentiles(idx, cnt, (0.5, 0.95, 0.99)))
     return events, latency
 
 

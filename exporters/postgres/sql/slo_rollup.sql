@@ -1,19 +1,18 @@
 -- SLO events in long windows, from the rollups: per (selection, window) the number of
 -- events, of successful ones, and the merged latency histogram of the successful ones
 -- (bucket indexes ascending, counts), from which the caller counts the events at or
--- below a latency threshold and reads percentiles. Selections and windows as in
--- slo_raw.sql (the threshold is not used here).
+-- below a latency threshold and reads percentiles. A selection is the calls of an
+-- agent and/or route (NULL matches any); windows as in slo_raw.sql.
 --
 -- Each window [start, end) is read at minute resolution: the whole hours from the
 -- hour rollup, the minutes before its first whole hour and those of the current hour
 -- from the minute rollup.
--- Parameters: sel_* as slo_raw.sql; win_id, win_start (minute-aligned), win_hour (the
+-- Parameters: sel_id, sel_agent, sel_route; win_id, win_start (minute-aligned), win_hour (the
 -- first whole hour of the window); hour_from (the earliest win_hour), end_hour (the
 -- start of the hour holding end), end.
 WITH sel AS (
     SELECT s.*
-    FROM unnest(%(sel_id)s::integer[], %(sel_agent)s::text[], %(sel_route)s::text[],
-                %(sel_threshold)s::float8[]) AS s(id, agent, route, threshold_ms)
+    FROM unnest(%(sel_id)s::integer[], %(sel_agent)s::text[], %(sel_route)s::text[]) AS s(id, agent, route)
 ), win AS (
     SELECT *
     FROM unnest(%(win_id)s::integer[], %(win_start)s::timestamptz[], %(win_hour)s::timestamptz[])
