@@ -254,7 +254,8 @@ def _anomalies_html(anomalies: Sequence["Anomaly"]) -> str:
     if not anomalies:
         return _empty("No anomaly found.")
     return _table(["KIND", "WHO", "METRIC", "VALUE", "BASELINE", "Z", "CALLS", "WHY"],
-                  [[a.kind, f"{a.dimension} {a.key or '(none)'}", a.metric,
+                  [[a.kind, f"{a.dimension} {a.key or '(none)'}" + (f" on {a.model}" if getattr(a, "model", None) else ""),
+                    a.metric,
                     f"{a.value:.3g}", f"{a.baseline_median:.3g}", f"{a.z:.1f}", str(a.n), a.explanation]
                    for a in anomalies])
 
