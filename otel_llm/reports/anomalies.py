@@ -161,7 +161,7 @@ def find_anomalies(conn: psycopg.Connection, *, window: timedelta = _HOUR, basel
         set_local_search_path(conn, resolve_schema(schema))
         # Binary results: the histogram arrays are long, and parsing them as text is slow.
         rows = conn.cursor(binary=True).execute(load_sql("anomalies"), params).fetchall()
-    tests, bases = _slots(rows, base_end, slot)
+    tests, bases = _slots(rows, base_end, slot, whole=baseline // slot)
     found: list[Anomaly] = []
     for (dim, key), test in tests.items():
         base = bases.get((dim, key), [])
@@ -181,12 +181,13 @@ def find_anomalies(conn: psycopg.Connection, *, window: timedelta = _HOUR, basel
     return found
 
 
-def _slots(rows: Sequence[tuple[Any, ...]], base_end: datetime, slot: timedelta
+def _slots(rows: Sequence[tuple[Any, ...]], base_end: datetime, slot: timedelta, whole: int
            ) -> tuple[dict[tuple[str, str | None], _Slot], dict[tuple[str, str | None], list[_Slot]]]:
     """The window's figures and the baseline's slots per (dimension, key), from the rows
     of ``anomalies.sql``: hourly rollup rows are added up per agent and per route into
     slots of length ``slot`` counted back from ``base_end`` (or into the window under
-    test, for rows from ``base_end`` on), their histograms merged by concatenation."""
+    test, for rows from ``base_end`` on), their histograms merged by concatenation.
+    Only the ``whole`` slots that fit in the baseline count (a partial one is dropped)."""
     tests: dict[tuple[str, str | None], _Slot] = {}
     sums: dict[tuple[str, str | None, int], list[Any]] = {}
     for part, dim, ts, agent, route, n, n_ok, p50, p95, idx, cnt in rows:
@@ -195,6 +196,8 @@ def _slots(rows: Sequence[tuple[Any, ...]], base_end: datetime, slot: timedelta
             tests[(dim, key)] = _Slot(int(n), int(n_ok), _float(p50), _float(p95))
             continue
         number = -1 if ts >= base_end else math.ceil((base_end - ts) / slot) - 1
+        if number >= whole:
+            continue
         for dim, key in (("agent", agent or None), ("route", route or None)):
             acc = sums.get((dim, key, number))
             if acc is None:

@@ -1,7 +1,8 @@
 """Latency percentiles per agent (or route) per hour or day: the line drawn against an SLO.
 
-One query over the hourly rollup for the whole period, every key at once; percentiles
-are nearest rank over the merged histograms of successful calls (within 2 %, read by
+One query over the hourly rollup for the whole period, every key at once; its rows are
+added up here per key and hour or day, and percentiles are nearest rank over the
+merged histograms of successful calls (within 2 %, read by
 :func:`exporters.postgres.histogram.percentiles`).
 """
 
@@ -58,14 +59,21 @@ def latency_series(conn: psycopg.Connection, *, period: timedelta, step: Literal
               "keys": list(keys) if keys is not None else None}
     with conn.transaction():
         set_local_search_path(conn, resolve_schema(schema))
-        rows = conn.execute(load_sql("slo_latency_series"), params).fetchall()
-    points = []
+        rows = conn.cursor(binary=True).execute(load_sql("slo_latency_series"), params).fetchall()
+    sums: dict[tuple[str | None, datetime], list[Any]] = {}
     for key, ts, n, n_ok, idx, cnt in rows:
-        q = percentiles(idx or [], cnt or [], (0.5, 0.95, 0.99))
+        acc = sums.get((key, ts))
+        if acc is None:
+            acc = sums[(key, ts)] = [0, 0, [], []]
+        acc[0] += n
+        acc[1] += n_ok
+        acc[2].extend(idx)
+        acc[3].extend(cnt)
+    points = []
+    for (key, ts), (n, n_ok, idx, cnt) in sorted(sums.items(), key=lambda kv: (kv[0][0] is None, kv[0][0] or "", kv[0][1])):
+        if not n:
+            continue
+        q = percentiles(idx, cnt, (0.5, 0.95, 0.99))
         points.append(LatencyPoint(key=key, start=ts, count=int(n), ok_count=int(n_ok),
-                                   latency_p50_ms=_f(q[0]), latency_p95_ms=_f(q[1]), latency_p99_ms=_f(q[2])))
+                                   latency_p50_ms=q[0], latency_p95_ms=q[1], latency_p99_ms=q[2]))
     return points
-
-
-def _f(value: Any) -> float | None:
-    return None if value is None else float(value)
