@@ -146,6 +146,17 @@ def test_rows_need_the_minimum_events_in_both_windows(pg_conn: psycopg.Connectio
 
 
 @pytest.mark.usefixtures("history")
+def test_an_objective_needs_the_minimum_events_for_a_verdict(pg_conn: psycopg.Connection, pg_schema: str) -> None:
+    # 350 calls, 100 of them slower than the threshold: missed with the default minimum
+    report = _check(pg_conn, pg_schema, _slos("edge", "7d", LATENCY))
+    assert report.results[0].objectives[0].met is False and report.breached
+    few = _check(pg_conn, pg_schema, _slos("edge", "7d", LATENCY), min_events=351)
+    objective = few.results[0].objectives[0]
+    assert objective.met is None and objective.compliance is not None
+    assert objective.status == few.results[0].status == "too few events" and not few.breached
+
+
+@pytest.mark.usefixtures("history")
 def test_a_slow_leak_fires_only_the_slow_ticket_row_and_misses_the_objective(
         pg_conn: psycopg.Connection, pg_schema: str) -> None:
     report = _check(pg_conn, pg_schema, _slos("slow", "30d", SUCCESS))

@@ -113,7 +113,8 @@ def _objective_lines(result: "ObjectiveResult") -> list[str]:
     what = "success rate" if o.threshold_ms is None else f"latency <= {o.threshold_ms:g} ms"
     compliance = "-" if result.compliance is None else f"{100 * result.compliance:.3f} %"
     budget = "-" if result.budget_remaining is None else f"{100 * result.budget_remaining:.1f} %"
-    verdict = {None: "no data", True: "met", False: "MISSED"}[result.met]
+    verdict = {None: "no data" if not result.events.total else "too few events", True: "met",
+               False: "MISSED"}[result.met]
     bound = f" (+/- {result.events.good_error_bound:.1f} events)" if result.events.good_error_bound else ""
     lines = [f"  - {o.name} [{what}, target {100 * o.target:g} %]: {compliance} {verdict}{bound}, "
              f"budget remaining {budget}"]

@@ -20,7 +20,8 @@ for all SLOs together:
 
 The burn-rate rows and their thresholds are those of :mod:`otel_llm.reports.burn`.
 An objective is *breached* when any of its rows fires or when its compliance over
-the SLO window is below the target.
+the SLO window is below the target; a window with fewer than ``min_events`` events
+gets no verdict (status ``too few events``).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ __all__ = [
     "boundary_share", "good_below",
 ]
 
-Status = Literal["ok", "breach", "no data"]
+Status = Literal["ok", "breach", "no data", "too few events"]
 
 _HOUR = timedelta(hours=1)
 _MINUTE = timedelta(minutes=1)
@@ -115,9 +116,13 @@ class SLOResult:
 
     @property
     def status(self) -> Status:
-        """``breach`` if any objective is breached, ``ok`` if any has data, else ``no data``."""
+        """``breach`` if any objective is breached, else ``ok`` if any is ok, else the
+        objectives' ``too few events`` or ``no data``."""
         states = {o.status for o in self.objectives}
-        return "breach" if "breach" in states else ("ok" if "ok" in states else "no data")
+        for state in ("breach", "ok", "too few events"):
+            if state in states:
+                return state  # type: ignore[return-value]
+        return "no data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,9 +210,12 @@ def _objective_result(slo: SLO, objective: Objective, found: dict[timedelta, Win
                 "even 100 % errors stay below it)")
     events = get(slo.window)
     compliance = events.good / events.total if events.total else None
-    met = None if compliance is None else compliance >= target
+    # Like a burn-rate window, the SLO window needs min_events for a verdict: one
+    # failed call out of three is no breach of a 99 % objective yet.
+    met = None if compliance is None or events.total < min_events else compliance >= target
     breached = (met is False) or any(r.fires for r in rows)
-    status: Status = "breach" if breached else ("no data" if events.total == 0 else "ok")
+    status: Status = "breach" if breached else (
+        "no data" if events.total == 0 else ("too few events" if met is None else "ok"))
     return ObjectiveResult(objective=objective, events=events, compliance=compliance, met=met,
                            budget_remaining=budget_remaining(events.bad, events.total, target),
                            burn_rows=tuple(rows), warnings=tuple(warnings), status=status)
