@@ -167,3 +167,26 @@ _JSON_VALUES = st.recursive(
 ))
 def test_fuzzed_json_bodies_never_crash_the_decoder(body):
     _survives(body, "application/json")
+
+
+def test_splitting_by_trace_keeps_each_trace_whole_and_every_resource():
+    from processor.collector.otlp import split_by_trace
+
+    spans = [chat_span(span_id=f"{i + 1:016x}", trace_id=f"{t + 1:032x}") for t in range(7) for i in range(3)]
+    doc = otlp_json(spans[:12])
+    doc["resourceSpans"].append(otlp_json(spans[12:], {"service.name": {"stringValue": "other"}})["resourceSpans"][0])
+    payload = parse_request(json.dumps(doc).encode(), "application/json").payload
+    parts = split_by_trace(payload, 3)
+    assert len(parts) == 3
+    seen: dict[bytes, int] = {}
+    total = []
+    for index, part in enumerate(parts):
+        if part is None:
+            continue
+        for record in span_records(part):
+            assert seen.setdefault(record.trace_id, index) == index  # a trace never spans two parts
+            total.append(record)
+    assert sorted(total, key=lambda r: (r.trace_id, r.span_id)) == sorted(
+        span_records(payload), key=lambda r: (r.trace_id, r.span_id))
+    assert len(set(seen.values())) > 1
+    assert {r.resource_attributes["service.name"] for r in total} == {"shop", "other"}

@@ -298,9 +298,10 @@ def test_a_bearer_token_is_required_on_both_transports_when_configured(collect):
     assert sorted(int(r[0], 16) for r in c.rows()) == [1, 2]
 
 
-def test_a_full_log_answers_retry_later_and_sigterm_writes_everything_acknowledged(collect):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_full_log_answers_retry_later_and_sigterm_writes_everything_acknowledged(collect, workers):
     # Traces are held for a minute, so nothing leaves the log: it fills up.
-    c = collect("--trace-hold", "60", "--max-body-bytes", "30000", "--max-wal-bytes", "60000")
+    c = collect("--trace-hold", "60", "--max-body-bytes", "30000", "--max-wal-bytes", "60000", "--workers", workers)
     acknowledged = []
     refused = None
     for i in range(20):
@@ -320,7 +321,7 @@ def test_a_full_log_answers_retry_later_and_sigterm_writes_everything_acknowledg
     channel.close()
     assert c.rows() == [] or len(c.rows()) < len(acknowledged)
     assert c.terminate() == 0
-    assert sorted(int(r[0], 16) for r in c.rows()) == acknowledged
+    assert sorted(int(r[0], 16) for r in c.rows()) == acknowledged, c.log
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -60,16 +60,16 @@ def register(subparsers: Any) -> None:
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from exporters.postgres.embedded import redact_dsn, resolve_dsn
+    from exporters.postgres.embedded import data_dir, redact_dsn, resolve_dsn
     from exporters.postgres.exporter import PostgresExporter
     from exporters.postgres.schema import resolve_schema
-    from processor.collector.service import Collector, CollectorOptions, default_wal_dir
+    from processor.collector.service import Collector, CollectorOptions
     from processor.pricing import default_pricer
 
     _log_to_stderr()
     schema = resolve_schema(args.schema)
     options = CollectorOptions(
-        wal_dir=args.wal_dir or default_wal_dir(schema),
+        wal_dir=args.wal_dir or data_dir() / "collect" / schema,  # one log per schema written to
         host=args.host,
         grpc_port=None if args.grpc_port < 0 else args.grpc_port,
         http_port=None if args.http_port < 0 else args.http_port,

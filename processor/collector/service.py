@@ -10,7 +10,6 @@ checkpoint, the exporter is flushed and shut down, the forwarder sends what it h
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
@@ -140,9 +139,3 @@ class Collector:
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
-
-def default_wal_dir(schema: str, env: dict[str, str] | None = None) -> Path:
-    """``<otel-llm data dir>/collect/<schema>``: one log per schema written to."""
-    from exporters.postgres.embedded import data_dir
-
-    return data_dir(os.environ if env is None else env) / "collect" / schema

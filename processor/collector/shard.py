@@ -75,7 +75,7 @@ class WorkerHandle:
         """Read every report waiting; the seqs of parts done."""
         done: list[int] = []
         try:
-            while self.conn.poll():
+            while not self.stopped and self.conn.poll():  # (after "stopped" the pipe only says EOF)
                 kind, seqs, counts, held = self.conn.recv()
                 done.extend(seqs)
                 self.counts, self.held = counts, held
