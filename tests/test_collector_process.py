@@ -27,7 +27,7 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from exporters.postgres.schema import connect
-from tests.pg import fresh_schema, pg_dsn  # noqa: F401 - fixtures
+from tests.pg import fresh_schema, pg_dsn, scratch_server  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -42,8 +42,9 @@ def free_port() -> int:
 class Collect:
     """One ``otel-llm collect`` subprocess on free ports, with its own log directory."""
 
-    def __init__(self, dsn: str, schema: str, workdir: Path, *args: str) -> None:
+    def __init__(self, dsn: str, schema: str, workdir: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.dsn, self.schema, self.workdir, self.args = dsn, schema, workdir, args
+        self.env = env or {}
         self.http_port = free_port()
         self.grpc_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -59,7 +60,7 @@ class Collect:
 
     def start(self) -> "Collect":
         self.starts += 1
-        env = {**os.environ, "OTEL_LLM_SPOOL_DIR": str(self.workdir / "spool")}
+        env = {**os.environ, "OTEL_LLM_SPOOL_DIR": str(self.workdir / "spool"), **self.env}
         env.pop("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", None)
         log = open(self.workdir / f"collect-{self.starts}.log", "wb")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(
@@ -519,3 +520,36 @@ def test_other_instrumentations_fixtures_posted_as_they_are_become_the_same_rows
     assert len(expected) >= len(files) // 2 and stored == expected
     assert {row["provider"] for row in stored.values()} >= {"openai", "ollama"}
     assert any(not row["ok"] for row in stored.values())
+
+
+def test_a_database_outage_fills_the_log_instead_of_dropping_anything_acknowledged(scratch_server, tmp_path):
+    from tests.pg import unique_schema
+
+    schema = unique_schema("collect_outage")
+    c = Collect(scratch_server.dsn, schema, tmp_path, "--trace-hold", "0.1", "--max-body-bytes", "30000",
+                "--max-wal-bytes", "200000", env={"OTEL_LLM_SPOOL_MAX_BYTES": "60000"})
+    try:
+        c.start()
+        assert c.post(batch(1, 10)).status_code == 200
+        c.wait_rows(10)
+        scratch_server.stop()
+        acknowledged = list(range(1, 11))
+        throttled = False
+        for i in range(1, 200):
+            response = c.post(batch(1 + 10 * i, 10))
+            if response.status_code == 200:
+                acknowledged += range(1 + 10 * i, 11 + 10 * i)
+            else:
+                assert response.status_code == 429
+                throttled = True
+                break
+            time.sleep(0.05)
+        assert throttled, "the log should fill up while the database is down"
+        assert len(list((tmp_path / "spool").glob("*.jsonl"))) > 0  # some went to the spool first
+        scratch_server.start()
+        c.wait_rows(len(acknowledged), timeout=120)
+        assert c.terminate() == 0
+        assert sorted(int(r[0], 16) for r in c.rows()) == acknowledged
+        assert "dropped" not in c.log.rsplit("stopped;", 1)[1]
+    finally:
+        c.close()

@@ -126,6 +126,15 @@ class Stage:
     def _export(self, batch: Sequence[RouteObservation]) -> None:
         wait = 0.1
         while True:
+            if self._spool_filling():
+                # Keep the batch's requests in the log rather than risk the spool's drops.
+                self.counts["export_retries"] += 1
+                self.exporter.force_flush(1.0)  # a replay attempt: back up means not down
+                if self._spool_filling():
+                    if self.abandon.wait(wait):
+                        raise Abandoned
+                    wait = min(wait * 2, MAX_RETRY_WAIT_S)
+                    continue
             try:
                 result = self.exporter.export(batch)
             except Exception as exc:  # noqa: BLE001 - the protocol says it must not raise; treat as retry
@@ -142,6 +151,23 @@ class Stage:
             if self.abandon.wait(wait):
                 raise Abandoned
             wait = min(wait * 2, MAX_RETRY_WAIT_S)
+
+    def _spool_filling(self) -> bool:
+        """Whether the database is down and the exporter's spool is over half full.
+
+        While the database is down the exporter spills batches to its spool and, once
+        the spool is full, drops them — it cannot do better, it is the last stop. Here
+        every batch still has its requests in the write-ahead log, so past half the
+        spool's bound the stage stops handing batches over: the log fills up and the
+        receivers tell senders to retry later, and nothing acknowledged is dropped.
+        """
+        if not getattr(self.exporter, "database_down", False):
+            return False
+        spool = getattr(self.exporter, "spool", None)
+        try:
+            return spool is not None and spool.size_bytes() * 2 > spool.max_bytes
+        except (OSError, AttributeError, TypeError):
+            return False
 
     def snapshot(self) -> dict[str, int]:
         """The counters, with the exporter's own (``exporter_spilled`` ...) when it keeps any."""
