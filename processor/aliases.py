@@ -114,6 +114,8 @@ OL_REQUEST_IS_STREAM: Final = "gen_ai.request.is_stream"
 OL_SERVER_TTFT: Final = "gen_ai.server.time_to_first_token"
 OL_USAGE_COST: Final = "gen_ai.usage.cost"
 OL_USAGE_TOTAL_TOKENS: Final = "gen_ai.usage.total_tokens"
+#: OpenLIT also writes the total on the span under the token-usage metric's name.
+OL_CLIENT_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
 OL_REQUEST_USER: Final = "gen_ai.request.user"
 OL_GEN_AI_TYPE: Final = "gen_ai.type"
 OL_CONTENT_PROMPT: Final = "gen_ai.content.prompt"
@@ -159,7 +161,7 @@ REASONING_TOKENS: Final = (
     semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, TL_GEN_AI_USAGE_REASONING_TOKENS, OI_TOKEN_COUNT_REASONING,
 )
 #: Totals are redundant with input + output; read only to drop them from ``attributes``.
-TOTAL_TOKENS: Final = (OL_USAGE_TOTAL_TOKENS, TL_LLM_USAGE_TOTAL_TOKENS, OI_TOKEN_COUNT_TOTAL)
+TOTAL_TOKENS: Final = (OL_USAGE_TOTAL_TOKENS, TL_LLM_USAGE_TOTAL_TOKENS, OI_TOKEN_COUNT_TOTAL, OL_CLIENT_TOKEN_USAGE)
 
 FINISH_REASON: Final = (
     semconv.GEN_AI_RESPONSE_FINISH_REASONS, TL_GEN_AI_RESPONSE_FINISH_REASON, TL_LLM_RESPONSE_FINISH_REASON,

@@ -106,14 +106,22 @@ NOT_RECORDED: dict[str, dict[str, set[str]]] = {
     "otel_openai_v2_latest": {"*": {"server_address", "stream", "cached_input_tokens", "reasoning_tokens",
                                     "tools_offered"},
                               "stream": {"finish_reason"}, "embeddings": {"tool_calls"}, "error": {"tool_calls"}},
+    # OpenLIT names the tools called, not the tools offered; no reasoning tokens.
+    "openlit_openai": {"*": {"tools_offered", "reasoning_tokens"}},
 }
 
-#: What a source records in its own words (the value derivation keeps).
+#: What a source records in its own words (the value derivation keeps; "positive": a
+#: measured time, between 0 and the call's duration).
 OWN_WORDS: dict[str, dict[str, dict[str, Any]]] = {
     # OpenLLMetry maps finish reasons onto the conventions' enum (tool_call) and writes 0
     # cached tokens for an embedding.
     "openllmetry_openai": {"tools": {"finish_reason": "tool_call"}, "embeddings": {"cached_input_tokens": 0}},
     "openinference_openai": {"error": {"error_type": "openai.InternalServerError"}},
+    # OpenLIT writes 0 cache-creation tokens when the provider reports none, and measures
+    # the time to the first chunk of a stream.
+    "openlit_openai": {"chat": {"cache_creation_input_tokens": 0}, "retry_429": {"cache_creation_input_tokens": 0},
+                       "tools": {"cache_creation_input_tokens": 0},
+                       "stream": {"cache_creation_input_tokens": 0, "ttft_ms": "positive"}},
 }
 
 #: Fields derivation gets wrong today: (fixture, field) -> (value derived now, right value).
@@ -133,6 +141,7 @@ SOURCES = {
     "openinference_openai": _openai_truth(),
     "otel_openai_v2": _openai_truth(),
     "otel_openai_v2_latest": _openai_truth(),
+    "openlit_openai": _openai_truth(),
 }
 
 
@@ -184,6 +193,9 @@ def test_fixture_derives_field_by_field(source: str, scenario: str) -> None:
     got = observation.as_dict()
     for field_name, value in got.items():
         if field_name in STRUCTURAL or (name, field_name) in KNOWN_WRONG:
+            continue
+        if want.get(field_name) == "positive":  # a measured time
+            assert 0 < value < observation.duration_ms, f"{name}: {field_name} = {value!r}"
             continue
         assert value == want.get(field_name), f"{name}: {field_name} = {value!r}, expected {want.get(field_name)!r}"
     for (fixture, field_name), (now, _right) in KNOWN_WRONG.items():
@@ -255,3 +267,12 @@ def test_known_wrong_fields(fixture: str, field_name: str) -> None:
     _document, result = derived(fixture)
     [observation] = result.observations
     assert getattr(observation, field_name) == KNOWN_WRONG[(fixture, field_name)][1]
+
+
+@pytest.mark.xfail(strict=True, reason="an empty gen_ai.request.user is reported as an unusable user_id")
+def test_an_empty_attribute_is_absent_not_invalid() -> None:
+    """OpenLIT writes ``gen_ai.request.user = ""`` when the application passed no user."""
+    _document, result = derived("openlit_openai_chat")
+    [observation] = result.observations
+    assert observation.user_id is None
+    assert semconv.OTEL_LLM_INVALID_FIELDS not in observation.attributes
