@@ -88,7 +88,8 @@ class WriteAheadLog:
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes or max(64 * 1024, min(16 * 1024 * 1024, max_bytes // 8))
         self._sync = sync
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # appends and segment changes (held across the fsync)
+        self._bytes_lock = threading.Lock()  # checkpoint and pending bytes (never held long)
         self._appended = threading.Condition(threading.Lock())
         self._closed = False
         self._checkpoint = self._read_checkpoint()
@@ -128,7 +129,7 @@ class WriteAheadLog:
         with self._lock:
             if self._closed:
                 raise WalClosed("the collector is shutting down")
-            if self._pending_bytes + size > self.max_bytes:
+            if self.pending_bytes + size > self.max_bytes:
                 raise WalFull(f"write-ahead log full ({self._pending_bytes} of {self.max_bytes} bytes "
                               "waiting to be written to the database)")
             segment = self._writable_segment(size)
@@ -146,7 +147,8 @@ class WriteAheadLog:
             seq = segment.first_seq + segment.records
             segment.records += 1
             segment.size += size
-            self._pending_bytes += size
+            with self._bytes_lock:
+                self._pending_bytes += size
             with self._appended:
                 self._next_seq = seq + 1
                 self._appended.notify_all()
@@ -210,14 +212,14 @@ class WriteAheadLog:
     def release(self, next_seq: int, size: int) -> None:
         """Records below ``next_seq`` are done and took ``size`` bytes beyond the previous
         checkpoint: they no longer count against ``max_bytes``. Persisted by :meth:`persist`."""
-        with self._lock:
+        with self._bytes_lock:
             if next_seq > self._checkpoint:
                 self._checkpoint = next_seq
                 self._pending_bytes = max(0, self._pending_bytes - size)
 
     def persist(self) -> None:
         """Write the checkpoint to disk and delete segments entirely behind it."""
-        with self._lock:
+        with self._bytes_lock:
             checkpoint = self._checkpoint
         if checkpoint == self._persisted:
             return
