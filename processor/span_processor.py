@@ -77,6 +77,8 @@ DEFAULT_RETRY_MAX_S = 5.0
 #: After the shutdown timeout, how long to wait for a worker that is not stuck in the
 #: exporter to finish giving up (it does so as soon as it is scheduled).
 SHUTDOWN_GRACE_S = 5.0
+#: A worker waiting on one exporter call for longer than this at shutdown is stuck there.
+STUCK_AFTER_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +226,8 @@ class RouteObservationProcessor(SpanProcessor):
         self._dropped_worker = 0
         self._skipped = 0
         self._in_flight = 0
-        self._in_exporter = False
+        #: When the worker began waiting on the exporter (monotonic), or None.
+        self._waiting_on_exporter_since: float | None = None
         self._pending: list[RouteObservation] | None = None
         self._held: list[_Flush] = []
         self._retry_at = 0.0
@@ -308,9 +311,9 @@ class RouteObservationProcessor(SpanProcessor):
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout_s)
             # At the deadline the worker gives up on its own within moments; wait for that
-            # unless it is stuck inside the exporter.
+            # unless it is stuck inside the exporter (waiting on one call for a while).
             grace_until = time.monotonic() + SHUTDOWN_GRACE_S
-            while thread.is_alive() and not self._in_exporter and time.monotonic() < grace_until:
+            while thread.is_alive() and time.monotonic() < grace_until and not self._stuck_in_exporter():
                 thread.join(0.01)
             if not thread.is_alive():
                 self._give_up()  # a span that ended while the worker was exiting
@@ -319,6 +322,12 @@ class RouteObservationProcessor(SpanProcessor):
         except Exception as exc:  # noqa: BLE001
             report("shutting down the route observation exporter", exc)
         _registry.discard(self)
+
+    def _stuck_in_exporter(self) -> bool:
+        """Whether the worker has been waiting on one exporter call for longer than
+        :data:`STUCK_AFTER_S` (a worker merely passing through one is not stuck)."""
+        since = self._waiting_on_exporter_since
+        return since is not None and time.monotonic() - since > STUCK_AFTER_S
 
     # --- counts ----------------------------------------------------------------------------
     def stats(self) -> ProcessorStats:
@@ -466,11 +475,11 @@ class RouteObservationProcessor(SpanProcessor):
     def _export(self, batch: list[RouteObservation]) -> bool:
         """Hand ``batch`` to the exporter; False when it is to be retried later."""
         self._in_flight = len(batch)
-        self._in_exporter = True
         call = _ExportCall(batch)
         try:
             self._calls.put(call)
             self._derive_ahead()
+            self._waiting_on_exporter_since = time.monotonic()
             call.done.wait()
             if call.error is not None:
                 raise call.error
@@ -480,7 +489,7 @@ class RouteObservationProcessor(SpanProcessor):
             result = ExportResult.RETRY
         finally:
             self._in_flight = 0
-            self._in_exporter = False
+            self._waiting_on_exporter_since = None
         if result is ExportResult.ACCEPTED:
             self._exported += len(batch)
             self._backoff = self._retry_initial_s
@@ -498,13 +507,13 @@ class RouteObservationProcessor(SpanProcessor):
         ok = False
         remaining = marker.deadline - time.monotonic()
         if remaining > 0:
-            self._in_exporter = True
+            self._waiting_on_exporter_since = time.monotonic()
             try:
                 ok = bool(self._exporter.force_flush(remaining))
             except Exception as exc:  # noqa: BLE001
                 report("flushing the route observation exporter", exc)
             finally:
-                self._in_exporter = False
+                self._waiting_on_exporter_since = None
         marker.ok = ok
         marker.done.set()
 
