@@ -254,7 +254,7 @@ def _read_rollup(conn: psycopg.Connection, selections: Sequence[tuple[SLO, Objec
     hours = [_ceil_hour(s) for s in starts]
     params = {"sel_id": list(range(len(keys))), "sel_agent": [k[0] for k in keys], "sel_route": [k[1] for k in keys],
               "win_id": list(range(len(windows))), "win_start": starts, "win_hour": hours,
-              "hour_from": min(hours), "min_start": min(starts), "end_hour": _floor(now, _HOUR), "end": now}
+              "hour_from": min(hours), "end_hour": _floor(now, _HOUR), "end": now}
     events: dict[tuple[int, timedelta], WindowEvents] = {}
     latency: dict[int, tuple[int, int, list[float | None]]] = {}
     for key, win, n, n_ok, idx, cnt in conn.execute(load_sql("slo_rollup"), params).fetchall():

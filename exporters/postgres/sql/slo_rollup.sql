@@ -25,11 +25,17 @@ WITH sel AS (
     SELECT w.id AS win, h.agent, h.route, h.n, h.n_ok, h.lat_idx, h.lat_cnt
     FROM win AS w JOIN hours AS h ON h.ts >= w.hour_start
     UNION ALL
+    -- Each range of minutes read on its own (the key starts with ts): one condition
+    -- with OR over all of them may make the planner scan the whole minute rollup.
     SELECT w.id, m.agent, m.route, m.n, m.n_ok, m.lat_idx, m.lat_cnt
     FROM win AS w
-    JOIN route_rollup_minute AS m
-      ON (m.ts >= w.start AND m.ts < w.hour_start) OR (m.ts >= %(end_hour)s AND m.ts < %(end)s)
-    WHERE m.ts >= %(min_start)s AND m.ts < %(end)s
+    CROSS JOIN LATERAL (SELECT * FROM route_rollup_minute AS r
+                        WHERE r.ts >= w.start AND r.ts < w.hour_start) AS m
+    UNION ALL
+    SELECT w.id, m.agent, m.route, m.n, m.n_ok, m.lat_idx, m.lat_cnt
+    FROM win AS w
+    CROSS JOIN (SELECT * FROM route_rollup_minute AS r
+                WHERE r.ts >= %(end_hour)s AND r.ts < %(end)s) AS m
 ), matched AS MATERIALIZED (
     SELECT s.id AS sel, p.win, p.n, p.n_ok, p.lat_idx, p.lat_cnt
     FROM parts AS p
