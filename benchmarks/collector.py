@@ -16,7 +16,7 @@ Measured in one run, on the same PostgreSQL:
 
 Goal: end to end >= 15,000 spans/s.
 
-    python benchmarks/collector.py [--traces 25000] [--spans-per-request 512] [--hold 0.5] [--senders 2] [--dsn DSN]
+    python benchmarks/collector.py [--traces 25000] [--spans-per-request 512] [--hold 0.5] [--senders 2] [--workers 1] [--dsn DSN]
 
 The DSN defaults to ``OTEL_LLM_TEST_DSN``, else ``OTEL_LLM_DSN``, else the embedded server.
 """
@@ -251,7 +251,7 @@ def main() -> None:
     parser.add_argument("--spans-per-request", type=int, default=512)
     parser.add_argument("--hold", type=float, default=0.5, help="the collector's --trace-hold")
     parser.add_argument("--senders", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2, help="the collector's --workers")
+    parser.add_argument("--workers", type=int, default=1, help="the collector's --workers")
     parser.add_argument("--dsn")
     args = parser.parse_args()
     dsn = args.dsn or os.environ.get("OTEL_LLM_TEST_DSN") or resolve_dsn()

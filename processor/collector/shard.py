@@ -20,7 +20,9 @@ import logging
 import multiprocessing
 import signal
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -36,6 +38,8 @@ logger = logging.getLogger("otel_llm.collector")
 _READ_PER_ROUND = 64
 #: Seconds between two counter reports of an otherwise quiet worker.
 _REPORT_INTERVAL_S = 0.5
+#: Bytes of parts a worker holds unread before it stops reading its pipe.
+_INBOX_BYTES = 64 * 1024 * 1024
 
 
 class WorkerDied(RuntimeError):
@@ -106,20 +110,17 @@ def worker_main(conn: Connection, exporter_factory: Callable[[], ObservationExpo
     stage = Stage(exporter_factory(), buffer=TraceBuffer(hold_s=options["hold_s"], max_spans=options["max_spans"]),
                   capture_content=options["capture_content"],
                   pricer=pricer_factory() if pricer_factory is not None else None)
+    inbox = _Inbox(conn)
     stopping = False
     last_report = 0.0
     try:
         while True:
             wait = 0.0 if stopping else (0.05 if len(stage.buffer) else 0.25)
-            for _ in range(_READ_PER_ROUND):
-                if not conn.poll(wait):
-                    break
-                message = conn.recv()
+            for message in inbox.take(_READ_PER_ROUND, wait):
                 if message is None:
                     stopping = True
                     break
                 stage.add(*message)
-                wait = 0.0
             done = stage.step(everything=stopping)
             now = time.monotonic()
             if done or now - last_report >= _REPORT_INTERVAL_S:
@@ -131,3 +132,52 @@ def worker_main(conn: Connection, exporter_factory: Callable[[], ObservationExpo
         conn.send(("stopped", [], stage.snapshot(), 0))
     except (EOFError, OSError, KeyboardInterrupt):
         pass  # the collector's process is gone: what is not done stays in its log
+
+
+class _Inbox:
+    """Reads the pipe on a thread of its own, so the collector's process never waits for a
+    worker busy deriving or writing (it would hold up the other workers too). Bounded in
+    bytes: past the bound the thread stops reading and the pipe pushes back."""
+
+    def __init__(self, conn: Connection, max_bytes: int = _INBOX_BYTES) -> None:
+        self._conn = conn
+        self._max_bytes = max_bytes
+        self._items: deque[Any] = deque()
+        self._bytes = 0
+        self._cond = threading.Condition()
+        self._closed = False
+        threading.Thread(target=self._run, name="otel-llm-collect-inbox", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                message = _GONE
+            size = len(message[1]) if isinstance(message, tuple) else 0
+            with self._cond:
+                self._cond.wait_for(lambda: self._bytes < self._max_bytes)
+                self._items.append(message)
+                self._bytes += size
+                self._cond.notify_all()
+            if message is None or message is _GONE:
+                return
+
+    def take(self, most: int, timeout_s: float) -> list[Any]:
+        """Up to ``most`` messages, waiting up to ``timeout_s`` for the first."""
+        with self._cond:
+            if not self._items and timeout_s > 0:
+                self._cond.wait(timeout_s)
+            out = []
+            while self._items and len(out) < most:
+                message = self._items.popleft()
+                if message is _GONE:
+                    raise EOFError("the collector's process is gone")
+                if isinstance(message, tuple):
+                    self._bytes -= len(message[1])
+                out.append(message)
+            self._cond.notify_all()
+            return out
+
+
+_GONE = object()
