@@ -159,12 +159,18 @@ def scratch_server() -> Iterator[ScratchServer]:
 
 
 # --- observations for tests ---------------------------------------------------------
+#: The start time of every :func:`observation` made in one test session. One instant, not
+#: "now" per call: the same identity made twice must be the same row (the table's key
+#: holds ``started_at``, its partition column, beside the identity).
+OBSERVED_AT = datetime.now(timezone.utc).replace(microsecond=0)
+
+
 def observation(i: int, **fields: object) -> RouteObservation:
     """A plausible observation with identity derived from ``i``; ``fields`` override."""
     values: dict[str, object] = {
         "trace_id": f"{i:032x}",
         "span_id": f"{i + 1:016x}",
-        "started_at": datetime.now(timezone.utc).replace(microsecond=0),
+        "started_at": OBSERVED_AT,
         "duration_ms": 100.0 + i % 400,
         "service_name": "svc",
         "agent": "support",
