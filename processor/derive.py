@@ -58,6 +58,7 @@ from decimal import Decimal, InvalidOperation
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from otel_llm import semconv
@@ -124,6 +125,9 @@ _FIELD_ORDER = (
     "routing_score",
     "attributes",
 )
+#: Position of ``cost_usd``, followed by ``cost_basis`` and ``computed_cost_usd``.
+_COST_AT = _FIELD_ORDER.index("cost_usd")
+assert _FIELD_ORDER[_COST_AT:_COST_AT + 3] == ("cost_usd", "cost_basis", "computed_cost_usd")
 if _FIELD_ORDER != COLUMNS:  # pragma: no cover - guards an edit of RouteObservation
     raise ImportError("processor.derive passes RouteObservation's fields by position: "
                       "update _derive and _FIELD_ORDER to the new field order")
@@ -300,6 +304,15 @@ def _text(value: Any) -> str | None:
     return None
 
 
+def _error_type(value: Any) -> str | None:
+    """``error.type`` as written; ``"<class 'openai.RateLimitError'>"`` (the ``str`` of an
+    exception class, as some instrumentations write it) becomes ``openai.RateLimitError``."""
+    text = _text(value)
+    if text is not None and text.startswith("<class '") and text.endswith("'>"):
+        return text[8:-2].strip() or None
+    return text
+
+
 def _ident(value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
@@ -466,7 +479,7 @@ _FIELDS: Mapping[str, tuple[tuple[str, Callable[[Any], Any]], ...]] = {
     "attempt": _keys((semconv.OTEL_LLM_ATTEMPT,), _count),
     "fallback": _keys((semconv.OTEL_LLM_FALLBACK,), _flag),
     "logical_call_id": _keys((semconv.OTEL_LLM_LOGICAL_CALL_ID,), _ident),
-    "error_type": _keys((semconv.ERROR_TYPE,), _text),
+    "error_type": _keys((semconv.ERROR_TYPE,), _error_type),
     "http_status": _keys(aliases.HTTP_STATUS, _http_status),
     "finish_reason": _keys(aliases.FINISH_REASON, _first_text),
     "input_tokens": _keys(aliases.INPUT_TOKENS, _count),
@@ -547,21 +560,23 @@ def _compile_reader(reads: Sequence[tuple[str, str, int, Callable[[Any], Any], i
     read table (this is the hottest code of ingestion). Attribute names never enter the
     generated source (they come from spans): it refers to them and to the converters by
     position in tuples it closes over. ``failed`` lists the positions in ``reads`` whose
-    value was unusable, or is None when there are none.
+    value was unusable, or is None when there are none. An empty or blank string is no
+    value at all rather than an unusable one: instrumentations write ``""`` for what the
+    application did not pass (OpenLIT's ``gen_ai.request.user``).
     """
     lines = ["def read(attrs):", " values = {}", " ranks = {}", " failed = None"]
     for i, (_key, field, rank, _conv, inline, ranked) in enumerate(reads):
-        lines.append(f" v = attrs[K[{i}]]")
+        lines.append(f" r = attrs[K[{i}]]")
         if inline == 1:
-            lines.append(f" v = (v.strip() or None) if type(v) is str else C[{i}](v)")
+            lines.append(f" v = (r.strip() or None) if type(r) is str else C[{i}](r)")
         elif inline == 2:
-            lines.append(f" v = (v if v >= 0 else None) if type(v) is int else C[{i}](v)")
+            lines.append(f" v = (r if r >= 0 else None) if type(r) is int else C[{i}](r)")
         elif inline == 3:
-            lines.append(f" v = v if type(v) is bool else C[{i}](v)")
+            lines.append(f" v = r if type(r) is bool else C[{i}](r)")
         else:
-            lines.append(f" v = C[{i}](v)")
+            lines.append(f" v = C[{i}](r)")
         lines.append(" if v is None:")
-        lines.append(f"  failed = [{i}] if failed is None else failed + [{i}]")
+        lines.append(f"  if not (type(r) is str and not r.strip()): failed = [{i}] if failed is None else failed + [{i}]")
         if not ranked:
             lines.append(f" else: values[{field!r}] = v")
         else:
@@ -636,9 +651,11 @@ class _Reader:
             self.invalid.remove(field)
 
 
-#: A recorded message has a role (``gen_ai.completion.0.role``,
-#: ``llm.output_messages.0.message.role``); seeing one means its tool calls were recorded too.
-_ROLE_SUFFIX = ".role"
+#: A recorded answer has content (``gen_ai.completion.0.content``,
+#: ``llm.output_messages.0.message.content``); seeing it means its tool calls were recorded
+#: too. A role alone does not: OpenLLMetry's Ollama instrumentation records the role of an
+#: answer that called tools, but not the calls.
+_CONTENT_SUFFIX = ".content"
 
 
 #: Every prefix :class:`_KeyScan` looks at; other keys cost one ``startswith`` call.
@@ -687,10 +704,10 @@ class _KeyScan:
             elif key.startswith(aliases.OI_TOOLS_PREFIX):
                 self._tool_def(key, aliases.OI_TOOLS_PREFIX)
             elif key.startswith(aliases.TL_COMPLETION_PREFIX + "."):
-                self.saw_completion = self.saw_completion or key.endswith(_ROLE_SUFFIX)
+                self.saw_completion = self.saw_completion or key.endswith(_CONTENT_SUFFIX)
                 self._tool_call(key, aliases.TL_COMPLETION_PREFIX + ".", aliases.TL_TOOL_CALLS_INFIX)
             elif key.startswith(aliases.OI_OUTPUT_MESSAGES_PREFIX + "."):
-                self.saw_completion = self.saw_completion or key.endswith(_ROLE_SUFFIX)
+                self.saw_completion = self.saw_completion or key.endswith(_CONTENT_SUFFIX)
                 self.chat_keys = True
                 self._tool_call(key, aliases.OI_OUTPUT_MESSAGES_PREFIX + ".", aliases.OI_TOOL_CALLS_INFIX)
             elif key.startswith(aliases.OI_INPUT_MESSAGES_PREFIX + "."):
@@ -851,11 +868,14 @@ def derive(
     if not is_call:
         return None
     try:
-        ctx = span.context
-        parent = span.parent
-        status = span.status
-        resource = span.resource
-        start, end = span.start_time, span.end_time
+        if isinstance(span, ReadableSpan):
+            # The SDK's properties are Python functions returning these fields: read them
+            # directly (a finished span no longer changes).
+            ctx, parent, status, resource = span._context, span._parent, span._status, span._resource
+            start, end = span._start_time, span._end_time
+        else:
+            ctx, parent, status, resource = span.context, span.parent, span.status, span.resource
+            start, end = span.start_time, span.end_time
         status_code = getattr(status, "status_code", None)
         # Events only name the error of a failed call; reading them costs a copy.
         events = span.events if _is_error_status(status_code) else ()
@@ -863,19 +883,19 @@ def derive(
         raise MalformedSpan(f"span cannot be read: {exc}") from exc
     if ctx is None:
         raise MalformedSpan("span has no context (trace and span id)")
-    return _derive(
-        trace_id=getattr(ctx, "trace_id", None),
-        span_id=getattr(ctx, "span_id", None),
-        parent_span_id=getattr(parent, "span_id", None) if parent is not None else None,
-        start_time_ns=start,
-        end_time_ns=end,
-        attributes=attributes,
-        operation=operation,
-        status_code=status_code,
-        resource_attributes=getattr(resource, "attributes", None),
-        events=events or (),
-        capture_content=capture_content,
-        pricer=pricer,
+    return _derive(  # positional, in _derive's order: the path every span takes
+        getattr(ctx, "trace_id", None),
+        getattr(ctx, "span_id", None),
+        getattr(parent, "span_id", None) if parent is not None else None,
+        start,
+        end,
+        attributes,
+        operation,
+        status_code,
+        getattr(resource, "attributes", None),
+        events or (),
+        capture_content,
+        pricer,
     )
 
 
@@ -906,16 +926,11 @@ def derive_from_parts(
     is_call, operation = classify(attributes)
     if not is_call:
         return None
-    return _derive(
-        trace_id=trace_id, span_id=span_id, parent_span_id=parent_span_id,
-        start_time_ns=start_time_ns, end_time_ns=end_time_ns, attributes=attributes,
-        operation=operation, status_code=status_code, resource_attributes=resource_attributes,
-        events=events, capture_content=capture_content, pricer=pricer,
-    )
+    return _derive(trace_id, span_id, parent_span_id, start_time_ns, end_time_ns, attributes,
+                   operation, status_code, resource_attributes, events, capture_content, pricer)
 
 
 def _derive(
-    *,
     trace_id: Any,
     span_id: Any,
     parent_span_id: Any,
@@ -1115,6 +1130,9 @@ def _price_into(observation: RouteObservation, pricer: Pricer) -> RouteObservati
     price = _price(pricer, observation)
     if price is None:
         return observation
+    # The three money fields are adjacent: slicing the tuple costs far less than _replace.
     if observation.cost_basis == semconv.COST_BASIS_REPORTED:
-        return observation.replace(computed_cost_usd=price)
-    return observation.replace(cost_usd=price, cost_basis=semconv.COST_BASIS_COMPUTED, computed_cost_usd=price)
+        money = (observation.cost_usd, observation.cost_basis, price)
+    else:
+        money = (price, semconv.COST_BASIS_COMPUTED, price)
+    return make_observation(observation[:_COST_AT] + money + observation[_COST_AT + 3:])

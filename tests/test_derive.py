@@ -127,6 +127,26 @@ def test_a_failure_named_without_an_exception_keeps_its_name(spans):
     assert (o.ok, o.error_type) == (False, "timeout")
 
 
+def test_an_error_type_written_as_a_class_repr_is_the_class_name(spans):
+    # opentelemetry-util-genai (under the contrib openai-v2 instrumentation) writes str(type(exc))
+    span = foreign_span(spans, "chat gpt-4o", {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                                               "gen_ai.request.model": "gpt-4o",
+                                               "error.type": "<class 'openai.RateLimitError'>"}, status_error=True)
+    assert derive(span).error_type == "openai.RateLimitError"
+
+
+@pytest.mark.parametrize(("completion", "tool_calls"), [
+    ({"gen_ai.completion.0.role": "assistant"}, None),
+    ({"gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.content": "Hello"}, 0),
+    ({"gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.tool_calls.0.name": "lookup"}, 1),
+])
+def test_tool_calls_are_known_only_when_the_answer_was_recorded(spans, completion, tool_calls):
+    # OpenLLMetry's Ollama instrumentation records the role of an answer that called tools, not the calls
+    span = foreign_span(spans, "ollama.chat", {"llm.request.type": "chat", "gen_ai.system": "Ollama",
+                                               "gen_ai.request.model": "llama3.2", **completion})
+    assert derive(span).tool_calls == tool_calls
+
+
 def test_fallback_chain_gives_one_observation_per_attempt_and_none_for_the_chain(spans):
     def down(prompt):
         raise ProviderDown("503")
@@ -740,3 +760,21 @@ def test_any_attributes_derive_without_crashing_and_the_prefilter_agrees(attribu
         assert count is None or (isinstance(count, int) and count >= 0)
     assert o.cost_basis in {"reported", "computed", "local", "unknown"}
     assert o.ok is (not error and o.error_type is None)
+
+
+def test_empty_strings_are_absent_values_not_unusable_ones(spans):
+    # OpenLIT writes gen_ai.request.user = "" when the application passed no user
+    span = foreign_span(spans, "chat gpt-4o", {
+        semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
+        semconv.GEN_AI_REQUEST_MODEL: "gpt-4o", "gen_ai.request.user": "", semconv.SESSION_ID: "  ",
+        semconv.GEN_AI_USAGE_INPUT_TOKENS: "",
+    })
+    o = derive(span)
+    assert (o.user_id, o.session_id, o.input_tokens) == (None, None, None)
+    assert semconv.OTEL_LLM_INVALID_FIELDS not in o.attributes
+    # a value of the wrong kind is still reported
+    bad = foreign_span(spans, "chat gpt-4o", {
+        semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
+        semconv.GEN_AI_REQUEST_MODEL: "gpt-4o", semconv.GEN_AI_USAGE_INPUT_TOKENS: "many",
+    })
+    assert derive(bad).attributes[semconv.OTEL_LLM_INVALID_FIELDS] == ["input_tokens"]

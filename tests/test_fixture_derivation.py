@@ -6,8 +6,7 @@ stored as OTLP/JSON bodies (see ``generate.py`` there). Each is decoded the way
 ``otel-llm collect`` decodes a POSTed body and derived through ``derive_trace``; every
 field of the observation is checked against what the fake provider sent, adjusted only
 where a source does not record a fact (then the field must be NULL) or records it in its
-own words. Known derivation mistakes are listed in :data:`KNOWN_WRONG` and asserted as
-strict expected failures, so fixing one turns its test red until the list is updated.
+own words.
 """
 
 from __future__ import annotations
@@ -74,6 +73,7 @@ def _ollama_truth() -> dict[str, dict[str, Any]]:
     return {
         "chat": chat,
         "stream": {**chat, "stream": True},
+        # OpenLLMetry records the answer's role but not its tool calls: unknown, not 0.
         "tools": {**chat, "tools_offered": 2, "tool_calls": None},
         "embeddings": {
             "operation": "embeddings", "provider": "ollama", "request_model": "nomic-embed-text",
@@ -117,22 +117,14 @@ OWN_WORDS: dict[str, dict[str, dict[str, Any]]] = {
     # cached tokens for an embedding.
     "openllmetry_openai": {"tools": {"finish_reason": "tool_call"}, "embeddings": {"cached_input_tokens": 0}},
     "openinference_openai": {"error": {"error_type": "openai.InternalServerError"}},
+    # util-genai writes ``str(type(exc))``: "<class 'openai.InternalServerError'>".
+    "otel_openai_v2": {"error": {"error_type": "openai.InternalServerError"}},
+    "otel_openai_v2_latest": {"error": {"error_type": "openai.InternalServerError"}},
     # OpenLIT writes 0 cache-creation tokens when the provider reports none, and measures
     # the time to the first chunk of a stream.
     "openlit_openai": {"chat": {"cache_creation_input_tokens": 0}, "retry_429": {"cache_creation_input_tokens": 0},
                        "tools": {"cache_creation_input_tokens": 0},
                        "stream": {"cache_creation_input_tokens": 0, "ttft_ms": "positive"}},
-}
-
-#: Fields derivation gets wrong today: (fixture, field) -> (value derived now, right value).
-KNOWN_WRONG: dict[tuple[str, str], tuple[Any, Any]] = {
-    # util-genai writes ``str(type(exc))`` as error.type.
-    ("otel_openai_v2_error", "error_type"): ("<class 'openai.InternalServerError'>", "openai.InternalServerError"),
-    ("otel_openai_v2_latest_error", "error_type"): ("<class 'openai.InternalServerError'>",
-                                                    "openai.InternalServerError"),
-    # OpenLLMetry's Ollama instrumentation records the answer's role but not its tool
-    # calls; the role alone is taken as "a completion without tool calls".
-    ("openllmetry_ollama_tools", "tool_calls"): (0, None),
 }
 
 SOURCES = {
@@ -192,15 +184,12 @@ def test_fixture_derives_field_by_field(source: str, scenario: str) -> None:
     want = expected(source, scenario)
     got = observation.as_dict()
     for field_name, value in got.items():
-        if field_name in STRUCTURAL or (name, field_name) in KNOWN_WRONG:
+        if field_name in STRUCTURAL:
             continue
         if want.get(field_name) == "positive":  # a measured time
             assert 0 < value < observation.duration_ms, f"{name}: {field_name} = {value!r}"
             continue
         assert value == want.get(field_name), f"{name}: {field_name} = {value!r}, expected {want.get(field_name)!r}"
-    for (fixture, field_name), (now, _right) in KNOWN_WRONG.items():
-        if fixture == name:
-            assert got[field_name] == now, f"{name}: {field_name} changed; update KNOWN_WRONG"
 
 
 @pytest.mark.parametrize(("source", "scenario"), CASES, ids=[f"{s}_{c}" for s, c in CASES])
@@ -261,15 +250,6 @@ def test_an_uninstrumented_call_yields_only_ignored_spans() -> None:
     assert result.ignored == len(json_spans(document)) == 2
 
 
-@pytest.mark.parametrize(("fixture", "field_name"), list(KNOWN_WRONG), ids=[f"{f}-{n}" for f, n in KNOWN_WRONG])
-@pytest.mark.xfail(strict=True, reason="known derivation mistake (see KNOWN_WRONG)")
-def test_known_wrong_fields(fixture: str, field_name: str) -> None:
-    _document, result = derived(fixture)
-    [observation] = result.observations
-    assert getattr(observation, field_name) == KNOWN_WRONG[(fixture, field_name)][1]
-
-
-@pytest.mark.xfail(strict=True, reason="an empty gen_ai.request.user is reported as an unusable user_id")
 def test_an_empty_attribute_is_absent_not_invalid() -> None:
     """OpenLIT writes ``gen_ai.request.user = ""`` when the application passed no user."""
     _document, result = derived("openlit_openai_chat")
