@@ -9,8 +9,8 @@ from the ``genai-prices`` library, overridden or extended by the user's price fi
 Speed. Derivation prices every observation, so the first call for a (provider, model)
 looks the model up and compiles each of its price periods into a
 :class:`~processor.pricing_rates.RateCard`; later calls find the periods in a dict,
-pick the one in force by bisection on ``started_at`` and do a few ``Decimal``
-multiply-adds (see ``benchmarks/pricing`` figures in BENCHMARKS.md).
+pick the one in force by bisection on ``started_at`` and do a few integer multiply-adds
+and one ``Decimal`` (``benchmarks/reports.py`` measures it; see BENCHMARKS.md).
 
 Token normalisation. Observations follow the GenAI conventions; the library wants its
 own usage terms. What is applied, per provider (:func:`library_counts`):

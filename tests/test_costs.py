@@ -220,3 +220,17 @@ def test_costs_command(history, pg_dsn, pg_schema, capsys) -> None:
     assert main(["costs", "savings", *db]) == 2
     assert "--baseline" in capsys.readouterr().err
     assert main(["costs", "--by", "colour", *db]) == 2
+
+
+@pytest.mark.usefixtures("history")
+def test_days_are_utc_days_whatever_the_connections_time_zone(pg_conn, pg_schema) -> None:
+    pg_conn.execute("SET TIME ZONE 'Asia/Tokyo'")
+    pg_conn.commit()
+    for source in ("rollup", "raw"):
+        report = cost_report(pg_conn, by="agent", period="day", since=START, until=END, schema=pg_schema,
+                             source=source)
+        assert {r.period.astimezone(timezone.utc).time() for r in report.rows} == {datetime.min.time()}
+        assert _report_totals(report, "agent") == {
+            (k[0].astimezone(timezone.utc) if k[0] else None, k[1]): v
+            for k, v in _sql_totals(pg_conn, "agent", START, END, "day").items()}
+    assert pg_conn.execute("SHOW TimeZone").fetchone()[0] == "Asia/Tokyo"  # left as it was

@@ -188,6 +188,13 @@ def rollup_bounds(start: datetime, end: datetime) -> dict[str, datetime]:
     return {"start": start, "end": end, "hour_start": hour_start, "hour_end": hour_end}
 
 
+def prepare_transaction(conn: psycopg.Connection, schema: str | None) -> None:
+    """``search_path`` and a UTC time zone for the current transaction only (days and
+    months are UTC ones; the connection may be borrowed)."""
+    set_local_search_path(conn, resolve_schema(schema))
+    conn.execute("SET LOCAL TIME ZONE 'UTC'")
+
+
 def grouping_params(by: Sequence[str]) -> dict[str, Any]:
     """The ``g_<dimension>`` flags and ``tag_key`` parameters of the cost queries."""
     flags: dict[str, Any] = {f"g_{d}": d in by for d in DIMENSIONS}
@@ -254,7 +261,7 @@ def cost_report(conn: psycopg.Connection, *, by: str | Iterable[str] | None = ("
         params.update(start=start, end=end)
         query = load_sql("cost_raw")
     with conn.transaction():
-        set_local_search_path(conn, resolve_schema(schema))
+        prepare_transaction(conn, schema)
         fetched = conn.execute(query, params).fetchall() if start < end else []
     rows = tuple(_row(r, dims) for r in fetched)
     return CostReport(start=start, end=end, by=dims, period=period, source=use, rows=rows,

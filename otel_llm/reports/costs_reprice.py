@@ -34,6 +34,8 @@ from processor.pricing import PriceBook
 SLICE: Final = timedelta(hours=1)
 #: Rows written per transaction.
 CHUNK: Final = 5000
+#: Times a chunk is retried after losing a lock race with a writer.
+RETRIES: Final = 3
 
 REPORTED, COMPUTED, UNKNOWN = "reported", "computed", "unknown"
 
@@ -100,9 +102,7 @@ def reprice(conn: psycopg.Connection, *, since: str | date | datetime, until: st
             part = pending[i:i + CHUNK]
             params = {name: [r[k] for r in part] for k, name in enumerate(
                 ("trace_id", "span_id", "started_at", "cost_usd", "cost_basis", "computed_cost_usd"))}
-            with conn.transaction():
-                set_local_search_path(conn, schema)
-                n, d, _ = conn.execute(apply, params).fetchone()
+            n, d = _apply(conn, schema, apply, params)
             changed += n
             delta += d
             chunks += 1
@@ -110,6 +110,21 @@ def reprice(conn: psycopg.Connection, *, since: str | date | datetime, until: st
         if progress is not None:
             progress(RepriceResult(start, t, examined, changed, newly_priced, newly_unknown, delta, chunks))
     return RepriceResult(start, end, examined, changed, newly_priced, newly_unknown, delta, chunks)
+
+
+def _apply(conn: psycopg.Connection, schema: str, statement: str, params: dict[str, Any]) -> tuple[int, Decimal]:
+    """One chunk in one transaction; retried when it loses a deadlock or serialization
+    race with a writer updating the same rollup rows (nothing of it was applied then)."""
+    for attempt in range(RETRIES + 1):
+        try:
+            with conn.transaction():
+                set_local_search_path(conn, schema)
+                n, d, _ = conn.execute(statement, params).fetchone()
+            return int(n), d
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+            if attempt == RETRIES:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # --- models without a price ----------------------------------------------------------------

@@ -20,8 +20,9 @@ from typing import Any, Iterable
 
 import psycopg
 
-from exporters.postgres.schema import load_sql, resolve_schema, set_local_search_path
-from otel_llm.reports.costs import ROW_DIMENSIONS, grouping_params, parse_dimensions, resolve_interval
+from exporters.postgres.schema import load_sql
+from otel_llm.reports.costs import (ROW_DIMENSIONS, grouping_params, parse_dimensions, prepare_transaction,
+                                    resolve_interval)
 from processor.pricing import REASONING_EXCLUDED, PriceBook
 
 class UnknownBaseline(LookupError):
@@ -85,7 +86,7 @@ def savings(conn: psycopg.Connection, baseline_model: str, *, baseline_provider:
     params = {"start": start, "end": end, "thresholds": thresholds,
               "reasoning_excluded": sorted(REASONING_EXCLUDED), **grouping_params(dims)}
     with conn.transaction():
-        set_local_search_path(conn, resolve_schema(schema))
+        prepare_transaction(conn, schema)
         fetched = conn.execute(load_sql("cost_savings"), params).fetchall()
     groups: dict[tuple, list[Any]] = {}
     excluded = 0

@@ -1,9 +1,10 @@
 -- Cost totals from raw rows, for any grouping (session, user and tag need raw rows).
 -- A dimension not asked for (its g_ flag false, or tag_key NULL) collapses to NULL.
--- period is 'day', 'month' or NULL (the whole interval), in UTC.
+-- period is 'day', 'month' or NULL (the whole interval), in the session's time zone,
+-- which the caller sets to UTC for the transaction.
 -- Parameters: start, end (the half-open interval [start, end)), period, g_agent,
 -- g_model, g_provider, g_route, g_operation, g_session, g_user, tag_key.
-SELECT CASE WHEN %(period)s::text IS NOT NULL THEN date_trunc(%(period)s::text, started_at, 'UTC') END AS period,
+SELECT CASE WHEN %(period)s::text IS NOT NULL THEN date_trunc(%(period)s::text, started_at) END AS period,
        CASE WHEN %(g_agent)s THEN agent END AS agent,
        CASE WHEN %(g_model)s THEN request_model END AS model,
        CASE WHEN %(g_provider)s THEN provider END AS provider,

@@ -1,4 +1,5 @@
--- Token sums for "what these calls would have cost on another model": per UTC day
+-- Token sums for "what these calls would have cost on another model": per day (in the
+-- session's time zone, which the caller sets to UTC)
 -- (price periods change on dates), group, and the baseline's input-size tier, with each
 -- call's counts first put in the price library's terms, as processor.pricing does:
 -- input includes cache reads and writes (added when a source left them out), output
@@ -27,7 +28,7 @@ WITH calls AS (
     FROM route_observations
     WHERE started_at >= %(start)s AND started_at < %(end)s
 )
-SELECT date_trunc('day', started_at, 'UTC') AS day,
+SELECT date_trunc('day', started_at) AS day,
        CASE WHEN %(g_agent)s THEN agent END AS agent,
        CASE WHEN %(g_model)s THEN request_model END AS model,
        CASE WHEN %(g_provider)s THEN provider END AS provider,
