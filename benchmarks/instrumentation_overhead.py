@@ -194,10 +194,12 @@ def hand_calls(oa: Any, ol: Any, *, full: bool) -> dict[str, Callable[[], Any]]:
             attrs = {**attrs, s.OTEL_LLM_LOGICAL_CALL_ID: "%016x" % random.getrandbits(64)}
         return attrs
 
-    def openai_end(span: Any, model: str, rid: str, finish: Any, usage: Any) -> None:
+    def openai_end(span: Any, model: str, rid: str, finish: Any, usage: Any, tool_calls: int) -> None:
         attrs: dict[str, Any] = {s.GEN_AI_RESPONSE_MODEL: model, s.GEN_AI_RESPONSE_ID: rid}
         if finish:
             attrs[s.GEN_AI_RESPONSE_FINISH_REASONS] = finish
+            if full:
+                attrs[s.OTEL_LLM_TOOL_CALLS] = tool_calls
         if usage is not None:
             attrs[s.GEN_AI_USAGE_INPUT_TOKENS] = usage.prompt_tokens
             attrs[s.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.completion_tokens
@@ -207,12 +209,13 @@ def hand_calls(oa: Any, ol: Any, *, full: bool) -> dict[str, Callable[[], Any]]:
                 attrs[s.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.completion_tokens_details.reasoning_tokens
         span.set_attributes(attrs)
 
-    def ollama_end(span: Any, r: Any) -> None:
+    def ollama_end(span: Any, r: Any, tool_calls: int) -> None:
         attrs: dict[str, Any] = {
             s.GEN_AI_RESPONSE_MODEL: r.model, s.GEN_AI_RESPONSE_FINISH_REASONS: [r.done_reason],
             s.GEN_AI_USAGE_INPUT_TOKENS: r.prompt_eval_count, s.GEN_AI_USAGE_OUTPUT_TOKENS: r.eval_count,
         }
         if full:
+            attrs[s.OTEL_LLM_TOOL_CALLS] = tool_calls
             attrs[s.OTEL_LLM_OLLAMA_LOAD_DURATION] = r.load_duration / 1e9
             attrs[s.OTEL_LLM_OLLAMA_PROMPT_EVAL_DURATION] = r.prompt_eval_duration / 1e9
             attrs[s.OTEL_LLM_OLLAMA_EVAL_DURATION] = r.eval_duration / 1e9
@@ -222,7 +225,8 @@ def hand_calls(oa: Any, ol: Any, *, full: bool) -> dict[str, Callable[[], Any]]:
     def openai_sync() -> Any:
         with tracer.start_as_current_span(f"chat {MODEL}", kind=SpanKind.CLIENT, attributes=openai_start(oa_start)) as span:
             r = oa.chat.completions.create(model=MODEL, messages=MESSAGES)
-            openai_end(span, r.model, r.id, [c.finish_reason for c in r.choices], r.usage)
+            calls = r.choices[0].message.tool_calls if full else None
+            openai_end(span, r.model, r.id, [c.finish_reason for c in r.choices], r.usage, len(calls) if calls else 0)
             return r
 
     def openai_stream() -> Any:
@@ -231,6 +235,7 @@ def hand_calls(oa: Any, ol: Any, *, full: bool) -> dict[str, Callable[[], Any]]:
             start = time.time_ns()
             first = True
             last = usage = finish = None
+            tool_calls = 0
             for chunk in oa.chat.completions.create(
                 model=MODEL, messages=MESSAGES, stream=True, stream_options={"include_usage": True},
             ):
@@ -239,16 +244,21 @@ def hand_calls(oa: Any, ol: Any, *, full: bool) -> dict[str, Callable[[], Any]]:
                     span.set_attribute(s.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, (time.time_ns() - start) / 1e9)
                 if chunk.usage is not None:
                     usage = chunk.usage
-                if chunk.choices and chunk.choices[0].finish_reason:
-                    finish = [chunk.choices[0].finish_reason]
+                if chunk.choices:
+                    choice = chunk.choices[0]
+                    if full and choice.delta.tool_calls:  # a tool call's first delta carries its id
+                        tool_calls += sum(1 for tc in choice.delta.tool_calls if tc.id)
+                    if choice.finish_reason:
+                        finish = [choice.finish_reason]
                 last = chunk
-            openai_end(span, last.model, last.id, finish, usage)
+            openai_end(span, last.model, last.id, finish, usage, tool_calls)
             return last
 
     def ollama_sync() -> Any:
         with tracer.start_as_current_span(f"chat {OLLAMA_MODEL}", kind=SpanKind.CLIENT, attributes=ol_start) as span:
             r = ol.chat(model=OLLAMA_MODEL, messages=MESSAGES)
-            ollama_end(span, r)
+            calls = r.message.tool_calls if full else None
+            ollama_end(span, r, len(calls) if calls else 0)
             return r
 
     def ollama_stream() -> Any:
@@ -258,12 +268,15 @@ def hand_calls(oa: Any, ol: Any, *, full: bool) -> dict[str, Callable[[], Any]]:
             start = time.time_ns()
             first = True
             last = None
+            tool_calls = 0
             for part in ol.chat(model=OLLAMA_MODEL, messages=MESSAGES, stream=True):
                 if first:
                     first = False
                     span.set_attribute(s.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, (time.time_ns() - start) / 1e9)
+                if full and part.message.tool_calls:
+                    tool_calls += len(part.message.tool_calls)
                 last = part
-            ollama_end(span, last)
+            ollama_end(span, last, tool_calls)
             return last
 
     return dict(zip(SCENARIOS, (openai_sync, openai_stream, ollama_sync, ollama_stream)))

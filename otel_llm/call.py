@@ -24,10 +24,11 @@ from otel_llm._async_with import AsyncWithToo
 from otel_llm._safety import report, swallow
 from otel_llm._tracer import tracer
 from otel_llm.extract import record_response as read_response
-from otel_llm.metrics import METRIC_ATTRIBUTE_KEYS, record_call
-from otel_llm.scope import current_scope
+from otel_llm.metrics import METRIC_ATTRIBUTE_KEYS, metrics_enabled, record_call
+from otel_llm.scope import EMPTY_SCOPE, current_scope
 
 _VALID_OPERATIONS = frozenset(semconv.INFERENCE_OPERATIONS)
+_CLIENT = SpanKind.CLIENT
 
 
 def error_type_of(exc: BaseException) -> str:
@@ -123,24 +124,6 @@ class LLMCall(AsyncWithToo):
         if not isinstance(operation, str) or not operation:
             report("opening an LLM span", TypeError(f"operation must be a non-empty str, got {operation!r}"))
             operation = semconv.ERROR_TYPE_OTHER
-        self._start_ns = start_time_ns if start_time_ns is not None else time.time_ns()
-        self._ended = False
-        self._failed = False
-        self._ttfc_s: float | None = None
-        self._input_tokens: int | None = None
-        self._output_tokens: int | None = None
-        self._tool_calls = 0
-        # A finished response (one with finish reasons) that named no tool call made 0
-        # tool calls; before that the count is unknown, not 0.
-        self._tool_calls_known = False
-        self._tool_call_names: list[str] = []
-        self._tool_call_ids: list[str] = []
-        self._token: object | None = None
-        self._output_messages: list[dict[str, Any]] | None = None
-        # Response-side attributes are buffered and set in one call when the span ends:
-        # one SDK attribute update instead of one per field keeps the hot path short.
-        self._pending: dict[str, Any] = {}
-
         attrs: dict[str, Any] = current_scope().attributes()
         attrs[semconv.GEN_AI_OPERATION_NAME] = operation
         if provider is not None:
@@ -172,17 +155,55 @@ class LLMCall(AsyncWithToo):
             attrs[semconv.OTEL_LLM_LOGICAL_CALL_ID] = logical_call_id
         if attributes:
             attrs.update(attributes)
+        self._open(f"{operation} {model}" if model else operation, attrs, start_time_ns)
+        if input_messages is not None:
+            self.record_input_messages(input_messages)
+
+    @classmethod
+    def from_attributes(
+        cls, name: str, attributes: dict[str, Any], start_time_ns: int | None = None
+    ) -> "LLMCall":
+        """Open a call whose start attributes the caller has assembled (the scope's are added).
+
+        For instrumentations, which build the same attributes for every call to one
+        server and keep them: the checks and keyword handling of the constructor are not
+        paid again per call. ``attributes`` is taken over (not copied): the caller must
+        not change it afterwards.
+        """
+        self = cls.__new__(cls)
+        scope = current_scope()
+        if scope is not EMPTY_SCOPE:
+            merged = scope.attributes()
+            merged.update(attributes)
+            attributes = merged
+        self._open(name, attributes, start_time_ns)
+        return self
+
+    def _open(self, name: str, attrs: dict[str, Any], start_time_ns: int | None) -> None:
+        """Set the call's state and start its span with ``attrs``."""
+        self._start_ns = start_ns = start_time_ns if start_time_ns is not None else time.time_ns()
+        self._ended = False
+        self._failed = False
+        self._ttfc_s: float | None = None
+        self._input_tokens: int | None = None
+        self._output_tokens: int | None = None
+        self._tool_calls = 0
+        # A finished response (one with finish reasons) that named no tool call made 0
+        # tool calls; before that the count is unknown, not 0.
+        self._tool_calls_known = False
+        self._tool_call_names: list[str] = []
+        self._tool_call_ids: list[str] = []
+        self._token: object | None = None
+        self._output_messages: list[dict[str, Any]] | None = None
+        # Response-side attributes are buffered and set in one call when the span ends:
+        # one SDK attribute update instead of one per field keeps the hot path short.
+        self._pending: dict[str, Any] = {}
         self._start_attrs = attrs
-        name = f"{operation} {model}" if model else operation
         try:
-            self.span: Span = tracer().start_span(
-                name, kind=SpanKind.CLIENT, attributes=attrs, start_time=self._start_ns
-            )
+            self.span: Span = tracer().start_span(name, kind=_CLIENT, attributes=attrs, start_time=start_ns)
         except Exception as exc:  # noqa: BLE001 - e.g. a span processor whose on_start raises
             report("opening an LLM span", exc)
             self.span = trace.INVALID_SPAN
-        if input_messages is not None:
-            self.record_input_messages(input_messages)
 
     # --- context -------------------------------------------------------------------
     def activate(self) -> None:
@@ -192,10 +213,13 @@ class LLMCall(AsyncWithToo):
 
     def deactivate(self) -> None:
         """Undo :meth:`activate`; safe to call when not active."""
-        token, self._token = self._token, None
+        token = self._token
         if token is not None:
-            with swallow("detaching the LLM span context"):
+            self._token = None
+            try:
                 otel_context.detach(token)  # type: ignore[arg-type]
+            except Exception as exc:  # noqa: BLE001
+                report("detaching the LLM span context", exc)
 
     # --- recording -----------------------------------------------------------------
     @property
@@ -231,13 +255,15 @@ class LLMCall(AsyncWithToo):
         if id is not None:
             pending[semconv.GEN_AI_RESPONSE_ID] = id if type(id) is str else str(id)
         if finish_reasons is not None:
-            with swallow("recording finish reasons"):
+            try:
                 if isinstance(finish_reasons, str):
                     finish_reasons = [finish_reasons]
-                reasons = [str(r) for r in finish_reasons if r is not None]
+                reasons = [r if type(r) is str else str(r) for r in finish_reasons if r is not None]
                 if reasons:
                     pending[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
                     self._tool_calls_known = True
+            except Exception as exc:  # noqa: BLE001
+                report("recording finish reasons", exc)
 
     def set_usage(
         self,
@@ -254,23 +280,40 @@ class LLMCall(AsyncWithToo):
         """
         if self._ended:
             return
+        # A plain non-negative int (the usual case) is stored here; anything else is
+        # checked (and converted or skipped) by ``_count``.
+        pending = self._pending
         if input_tokens is not None:
-            count = self._count("input_tokens", semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens)
-            if count is not None:
-                self._input_tokens = count
+            if type(input_tokens) is int and input_tokens >= 0:
+                pending[semconv.GEN_AI_USAGE_INPUT_TOKENS] = self._input_tokens = input_tokens
+            else:
+                count = self._count("input_tokens", semconv.GEN_AI_USAGE_INPUT_TOKENS, input_tokens)
+                if count is not None:
+                    self._input_tokens = count
         if output_tokens is not None:
-            count = self._count("output_tokens", semconv.GEN_AI_USAGE_OUTPUT_TOKENS, output_tokens)
-            if count is not None:
-                self._output_tokens = count
+            if type(output_tokens) is int and output_tokens >= 0:
+                pending[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = self._output_tokens = output_tokens
+            else:
+                count = self._count("output_tokens", semconv.GEN_AI_USAGE_OUTPUT_TOKENS, output_tokens)
+                if count is not None:
+                    self._output_tokens = count
         if cache_read_input_tokens is not None:
-            self._count("cache_read_input_tokens", semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, cache_read_input_tokens)
+            if type(cache_read_input_tokens) is int and cache_read_input_tokens >= 0:
+                pending[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cache_read_input_tokens
+            else:
+                self._count(
+                    "cache_read_input_tokens", semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, cache_read_input_tokens,
+                )
         if cache_creation_input_tokens is not None:
             self._count(
                 "cache_creation_input_tokens", semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
                 cache_creation_input_tokens,
             )
         if reasoning_tokens is not None:
-            self._count("reasoning_tokens", semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, reasoning_tokens)
+            if type(reasoning_tokens) is int and reasoning_tokens >= 0:
+                pending[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning_tokens
+            else:
+                self._count("reasoning_tokens", semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, reasoning_tokens)
 
     def _count(self, name: str, key: str, value: Any) -> int | None:
         """Buffer one token count; a value that is not a count is logged and skipped."""
@@ -305,10 +348,12 @@ class LLMCall(AsyncWithToo):
         """Mark the first streamed chunk (only the first call counts)."""
         if self._ended or self._ttfc_s is not None:
             return
-        with swallow("recording time to first chunk"):
+        try:
             now = at_ns if at_ns is not None else time.time_ns()
-            self._ttfc_s = max(0.0, (now - self._start_ns) / 1e9)
-            self._pending[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._ttfc_s
+            self._ttfc_s = ttfc = max(0.0, (now - self._start_ns) / 1e9)
+            self._pending[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ttfc
+        except Exception as exc:  # noqa: BLE001
+            report("recording time to first chunk", exc)
 
     def set_cost(self, usd: Any, basis: str = semconv.COST_BASIS_REPORTED) -> None:
         """Record a cost the provider or the application reported (US dollars)."""
@@ -323,8 +368,15 @@ class LLMCall(AsyncWithToo):
 
     def set_http_status(self, status: int) -> None:
         """Record the HTTP status of the provider's answer."""
-        with swallow("recording the HTTP status"):
-            self.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, int(status))
+        if self._ended:
+            return
+        if type(status) is not int:
+            try:
+                status = int(status)
+            except Exception as exc:  # noqa: BLE001
+                report("recording the HTTP status", exc)
+                return
+        self._pending[semconv.HTTP_RESPONSE_STATUS_CODE] = status
 
     def record_input_messages(self, messages: Any) -> None:
         """Record the prompt (only when content capture is enabled)."""
@@ -382,7 +434,8 @@ class LLMCall(AsyncWithToo):
         if error is not None:
             self.fail(error)
         self._ended = True
-        self.deactivate()
+        if self._token is not None:
+            self.deactivate()
         end_ns = end_time_ns if end_time_ns is not None else time.time_ns()
         pending = self._pending
         # Plain try blocks rather than ``swallow``: this runs once per call, on the hot path.
@@ -404,10 +457,11 @@ class LLMCall(AsyncWithToo):
         except Exception as exc:  # noqa: BLE001
             report("ending the LLM span", exc)
         try:
-            record_call(
-                self._start_attrs, pending, (end_ns - self._start_ns) / 1e9,
-                self._input_tokens, self._output_tokens, self._ttfc_s,
-            )
+            if metrics_enabled():
+                record_call(
+                    self._start_attrs, pending, (end_ns - self._start_ns) / 1e9,
+                    self._input_tokens, self._output_tokens, self._ttfc_s,
+                )
         except Exception as exc:  # noqa: BLE001
             report("recording GenAI metrics", exc)
 

@@ -121,6 +121,10 @@ def _response_reader(response: Any) -> Callable[[LLMCall, Any], None]:
     reader = _READER_BY_CLASS.get(cls)
     if reader is None:
         reader = _detect_response_reader(response)
+        if reader is _record_openai_choices_response and cls in _OPENAI_CHAT_COMPLETION_CLASSES:
+            reader = _record_chat_completion_object
+        elif reader is _record_ollama_response and cls in _OLLAMA_RESPONSE_CLASSES:
+            reader = _record_ollama_object
         # Only classes with fixed fields (pydantic models) are cached: a dict's keys vary.
         if hasattr(cls, "model_fields") and len(_READER_BY_CLASS) < _CLASS_CACHE_MAX:
             _READER_BY_CLASS[cls] = reader
@@ -153,6 +157,79 @@ def _record_openai_choices_response(call: LLMCall, response: Any) -> None:
             call.add_output_message(message, reason)
 
 
+def _record_chat_completion_object(call: LLMCall, response: Any) -> None:
+    """An OpenAI ``ChatCompletion`` object: its fields read as attributes, without probing.
+
+    Anything unexpected (a field missing, a nested dict) and content capture go the
+    general way; nothing is recorded before everything has been read.
+    """
+    if capture_enabled():
+        _record_openai_choices_response(call, response)
+        return
+    try:
+        reasons: list[str] = []
+        with_tools: list[Any] | None = None
+        for choice in response.choices:
+            reason = choice.finish_reason
+            if reason is not None:
+                reasons.append(reason)
+            message = choice.message
+            if message.tool_calls or message.function_call is not None:
+                if with_tools is None:
+                    with_tools = []
+                with_tools.append(message)
+        model = response.model
+        rid = response.id
+        usage = response.usage
+    except Exception:  # noqa: BLE001 - another shape after all: the general reader
+        _record_openai_choices_response(call, response)
+        return
+    if with_tools is not None:
+        for message in with_tools:
+            _record_openai_tool_calls(call, message)
+    call.set_response(model=model, id=rid, finish_reasons=reasons or None)
+    if usage is not None:
+        _record_completion_usage_object(call, usage)
+
+
+def _record_ollama_object(call: LLMCall, response: Any, messages: bool = True) -> None:
+    """An Ollama ``ChatResponse`` / ``GenerateResponse`` object: fields read as attributes.
+
+    Content capture and anything unexpected go the general way (:func:`_record_ollama`).
+    """
+    if messages and capture_enabled():
+        _record_ollama(call, response, messages=True)
+        return
+    try:
+        model = response.model
+        reason = response.done_reason
+        input_tokens = response.prompt_eval_count
+        output_tokens = response.eval_count
+        timings = (response.load_duration, response.prompt_eval_duration, response.eval_duration,
+                   response.total_duration)
+        message = response.message if messages and type(response) in _OLLAMA_CHAT_CLASSES else None
+        tool_calls = message.tool_calls if message is not None else None
+    except Exception:  # noqa: BLE001 - another shape after all: the general reader
+        _record_ollama(call, response, messages=messages)
+        return
+    call.set_response(model=model, finish_reasons=reason)
+    if input_tokens is not None or output_tokens is not None:
+        call.set_usage(input_tokens=input_tokens, output_tokens=output_tokens)
+    for (field, key), value in zip(OLLAMA_TIMINGS, timings):
+        if value is not None:
+            if type(value) is int and value >= 0:
+                call.set_attribute(key, value / _NS_PER_S)
+            else:
+                _record_ollama_timing(call, field, key, value)
+    if tool_calls:
+        try:
+            for tc in tool_calls:
+                fn = _get(tc, "function")
+                call.add_tool_call(_get(fn, "name") if fn is not None else _get(tc, "name"), _get(tc, "id"))
+        except Exception as exc:  # noqa: BLE001
+            report("reading the Ollama message", exc)
+
+
 def _record_openai_tool_calls(call: LLMCall, message: Any) -> None:
     """Count the tool calls of one chat message, keeping names and ids (never arguments)."""
     tool_calls = _get(message, "tool_calls")
@@ -164,6 +241,27 @@ def _record_openai_tool_calls(call: LLMCall, message: Any) -> None:
     legacy = _get(message, "function_call")  # deprecated single function call
     if legacy is not None:
         call.add_tool_call(_get(legacy, "name"), None)
+
+
+def _record_completion_usage_object(call: LLMCall, usage: Any) -> None:
+    """The usage of a chat completion (or chunk) object: its fields read as attributes;
+    another shape goes the general way (:func:`_record_openai_usage`)."""
+    try:
+        in_details = usage.prompt_tokens_details
+        out_details = usage.completion_tokens_details
+        counts = (
+            usage.prompt_tokens, usage.completion_tokens,
+            in_details.cached_tokens if in_details is not None else None,
+            in_details.cache_write_tokens if in_details is not None else None,
+            out_details.reasoning_tokens if out_details is not None else None,
+        )
+    except Exception:  # noqa: BLE001
+        _record_openai_usage(call, usage)
+        return
+    call.set_usage(
+        input_tokens=counts[0], output_tokens=counts[1], cache_read_input_tokens=counts[2],
+        cache_creation_input_tokens=counts[3], reasoning_tokens=counts[4],
+    )
 
 
 def _record_openai_usage(call: LLMCall, usage: Any) -> None:
@@ -275,16 +373,20 @@ def record_ollama_timings(call: LLMCall, response: Any) -> None:
     """Ollama's load / prompt-eval / eval / total durations (ns) as seconds attributes."""
     for field, key in OLLAMA_TIMINGS:
         value = _get(response, field)
-        if value is None:
-            continue
-        cls = type(value)
-        if (cls is int or cls is float) and value >= 0:  # the usual case, checked first
-            call.set_attribute(key, value / _NS_PER_S)
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            report(f"recording Ollama {field}", TypeError(f"{field} must be a non-negative number of ns, got {value!r}"))
-            continue
+        if value is not None:
+            _record_ollama_timing(call, field, key, value)
+
+
+def _record_ollama_timing(call: LLMCall, field: str, key: str, value: Any) -> None:
+    """One Ollama duration (ns) as seconds; a value that is not a non-negative number is logged."""
+    cls = type(value)
+    if (cls is int or cls is float) and value >= 0:  # the usual case, checked first
         call.set_attribute(key, value / _NS_PER_S)
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        report(f"recording Ollama {field}", TypeError(f"{field} must be a non-negative number of ns, got {value!r}"))
+        return
+    call.set_attribute(key, value / _NS_PER_S)
 
 
 # --- streams -----------------------------------------------------------------------------
@@ -307,6 +409,45 @@ def _detect_kind(chunk: Any) -> int:
     if _get(chunk, "done") is not None or _get(chunk, "message") is not None or _get(chunk, "eval_count") is not None:
         return _KIND_OLLAMA
     return _KIND_OTHER
+
+
+def _chunk_classes(*specs: tuple[str, str]) -> frozenset[type]:
+    """The classes named (module, class) that can be imported; the others are left out."""
+    import importlib
+
+    found: set[type] = set()
+    for module_name, class_name in specs:
+        try:
+            found.add(getattr(importlib.import_module(module_name), class_name))
+        except Exception:  # noqa: BLE001 - client not installed, or another layout
+            continue
+    return frozenset(found)
+
+
+class _LazyClasses:
+    """A set of client classes, imported on first use (the clients may not be installed)."""
+
+    __slots__ = ("_specs", "_classes")
+
+    def __init__(self, *specs: tuple[str, str]) -> None:
+        self._specs = specs
+        self._classes: frozenset[type] | None = None
+
+    def __contains__(self, cls: object) -> bool:
+        classes = self._classes
+        if classes is None:
+            classes = self._classes = _chunk_classes(*self._specs)
+        return cls in classes
+
+
+#: Chunk classes whose fields the short path of :meth:`StreamAccumulator.add` reads
+#: directly: OpenAI chat chunks (``choices[].delta``) and Ollama chat chunks (``message``).
+_OPENAI_CHAT_CHUNK_CLASSES = _LazyClasses(("openai.types.chat", "ChatCompletionChunk"))
+_OLLAMA_CHAT_CHUNK_CLASSES = _LazyClasses(("ollama", "ChatResponse"))
+#: Whole-response classes read by attribute (see :func:`_record_chat_completion_object`).
+_OPENAI_CHAT_COMPLETION_CLASSES = _LazyClasses(("openai.types.chat", "ChatCompletion"))
+_OLLAMA_CHAT_CLASSES = _OLLAMA_CHAT_CHUNK_CLASSES
+_OLLAMA_RESPONSE_CLASSES = _LazyClasses(("ollama", "ChatResponse"), ("ollama", "GenerateResponse"))
 
 
 def _chunk_kind(chunk: Any) -> int:
@@ -351,6 +492,7 @@ class StreamAccumulator:
     __slots__ = (
         "_capture", "_model", "_id", "_usage", "_finish", "_tools", "_text",
         "_response", "_ollama_final", "_ollama_tools", "_ollama_model", "_failed_adds",
+        "_openai_cls", "_ollama_cls", "_unseen",
     )
 
     def __init__(self, capture_content: bool | None = None) -> None:
@@ -366,9 +508,60 @@ class StreamAccumulator:
         self._ollama_tools: list[Any] = []
         self._ollama_model: Any = None
         self._failed_adds = 0
+        # The class of this stream's chunks once one has been read the general way, when
+        # the short path of ``add`` can read it (an OpenAI chat chunk or an Ollama chat
+        # chunk, pydantic, content not captured): that path is plain attribute reads.
+        self._openai_cls: type | None = None
+        self._ollama_cls: type | None = None
+        self._unseen = True  # no chunk read yet: the first one chooses the short path
 
     def add(self, chunk: Any) -> None:
         """Take one chunk into account; never raises."""
+        cls = type(chunk)
+        if cls is self._openai_cls:
+            try:
+                if self._model is None:
+                    self._model = chunk.model or None
+                if self._id is None:
+                    self._id = chunk.id or None
+                usage = chunk.usage
+                if usage is not None:
+                    self._usage = usage
+                for choice in chunk.choices:
+                    reason = choice.finish_reason
+                    if reason is not None:
+                        self._finish[choice.index or 0] = reason
+                    if choice.delta.tool_calls:
+                        self._add_tool_deltas(choice.index or 0, choice.delta.tool_calls)
+                return
+            except Exception:  # noqa: BLE001 - an odd chunk: read it the general way (idempotent)
+                self._openai_cls = None
+        elif cls is self._ollama_cls:
+            try:
+                if self._ollama_model is None:
+                    self._ollama_model = chunk.model or None
+                message = chunk.message
+                if message is not None and message.tool_calls:
+                    self._ollama_tools.extend(message.tool_calls)
+                if chunk.done:
+                    self._ollama_final = chunk
+                return
+            except Exception:  # noqa: BLE001 - an odd chunk: read it the general way
+                self._ollama_cls = None
+        elif self._unseen:
+            self._unseen = False
+            if not self._capture:
+                if cls in _OPENAI_CHAT_CHUNK_CLASSES:
+                    self._openai_cls = cls
+                    self.add(chunk)
+                    return
+                if cls in _OLLAMA_CHAT_CHUNK_CLASSES:
+                    self._ollama_cls = cls
+                    self.add(chunk)
+                    return
+        self._add_general(chunk)
+
+    def _add_general(self, chunk: Any) -> None:
         try:
             kind = _KIND_BY_CLASS.get(type(chunk))
             if kind is None:
@@ -407,27 +600,32 @@ class StreamAccumulator:
                 continue
             tool_calls = _get(delta, "tool_calls")
             if tool_calls:
-                for tc in tool_calls:
-                    key = (index, _get(tc, "index") or 0)
-                    parts = self._tools.get(key)
-                    if parts is None:
-                        parts = self._tools[key] = _ToolCallParts()
-                    tc_id = _get(tc, "id")
-                    if tc_id:
-                        parts.id = tc_id
-                    fn = _get(tc, "function")
-                    if fn is not None:
-                        name = _get(fn, "name")
-                        if name:
-                            parts.name = name
-                        if self._capture:
-                            args = _get(fn, "arguments")
-                            if args:
-                                parts.arguments.append(args)
+                self._add_tool_deltas(index, tool_calls)
             if self._capture:
                 text = _get(delta, "content")
                 if text:
                     self._text.setdefault(index, []).append(text)
+
+    def _add_tool_deltas(self, index: int, tool_calls: Any) -> None:
+        """Tool-call deltas of one choice, assembled by their index (names and ids; the
+        arguments only when content is captured)."""
+        for tc in tool_calls:
+            key = (index, _get(tc, "index") or 0)
+            parts = self._tools.get(key)
+            if parts is None:
+                parts = self._tools[key] = _ToolCallParts()
+            tc_id = _get(tc, "id")
+            if tc_id:
+                parts.id = tc_id
+            fn = _get(tc, "function")
+            if fn is not None:
+                name = _get(fn, "name")
+                if name:
+                    parts.name = name
+                if self._capture:
+                    args = _get(fn, "arguments")
+                    if args:
+                        parts.arguments.append(args)
 
     def _add_ollama(self, chunk: Any) -> None:
         if self._ollama_model is None:
@@ -464,7 +662,10 @@ class StreamAccumulator:
         reasons = [self._finish[i] for i in sorted(self._finish)]
         call.set_response(model=self._model, id=self._id, finish_reasons=reasons or None)
         if self._usage is not None:
-            _record_openai_usage(call, self._usage)
+            if self._openai_cls is not None:  # chunks were chat chunk objects
+                _record_completion_usage_object(call, self._usage)
+            else:
+                _record_openai_usage(call, self._usage)
         for key in sorted(self._tools):
             parts = self._tools[key]
             call.add_tool_call(parts.name, parts.id)
@@ -483,7 +684,10 @@ class StreamAccumulator:
         if final is None and self._ollama_model is None and not self._ollama_tools:
             return
         if final is not None:
-            _record_ollama(call, final, messages=False)
+            if type(final) in _OLLAMA_RESPONSE_CLASSES:
+                _record_ollama_object(call, final, messages=False)
+            else:
+                _record_ollama(call, final, messages=False)
         else:
             call.set_response(model=self._ollama_model)
         for tc in self._ollama_tools:

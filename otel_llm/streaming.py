@@ -112,8 +112,13 @@ def _init(wrapper: Any, call: LLMCall, stream: Any, accumulator: Any, activate: 
     _set(wrapper, "_llm_call", call)
     _set(wrapper, "_llm_stream", stream)
     _set(wrapper, "_llm_acc", accumulator)
+    _set(wrapper, "_llm_add", accumulator.add)
     _set(wrapper, "_llm_ctx", trace.set_span_in_context(call.span) if activate else None)
     _set(wrapper, "_llm_ctx_once", activate == UNTIL_FIRST_CHUNK)
+    # The general step runs until the first chunk (time to first chunk, context until the
+    # first chunk), for every chunk when the span is made current per chunk, and after the
+    # end; every other chunk takes the short path of ``__next__`` / ``__anext__``.
+    _set(wrapper, "_llm_slow", True)
 
 
 def _end(wrapper: Any, error: BaseException | None) -> None:
@@ -121,6 +126,7 @@ def _end(wrapper: Any, error: BaseException | None) -> None:
     if wrapper._llm_done:
         return
     _set(wrapper, "_llm_done", True)
+    _set(wrapper, "_llm_slow", True)
     call = wrapper._llm_call
     try:
         wrapper._llm_acc.finish(call)
@@ -146,6 +152,7 @@ def _first_chunk(wrapper: Any) -> None:
     _set(wrapper, "_llm_first", False)
     if wrapper._llm_ctx_once:
         _set(wrapper, "_llm_ctx", None)
+    _set(wrapper, "_llm_slow", wrapper._llm_ctx is not None or wrapper._llm_done)
     try:
         wrapper._llm_call.first_chunk()
     except Exception as exc:  # noqa: BLE001
@@ -167,7 +174,8 @@ class SyncStreamWrapper(Generic[T]):
     """
 
     __slots__ = (
-        "_llm_call", "_llm_stream", "_llm_next", "_llm_acc", "_llm_ctx", "_llm_ctx_once", "_llm_done", "_llm_first",
+        "_llm_call", "_llm_stream", "_llm_next", "_llm_acc", "_llm_add", "_llm_ctx", "_llm_ctx_once", "_llm_done",
+        "_llm_first", "_llm_slow",
     )
 
     def __init__(
@@ -187,10 +195,9 @@ class SyncStreamWrapper(Generic[T]):
         return self
 
     def __next__(self) -> T:
-        if self._llm_done:
-            return self._llm_next()
-        ctx = self._llm_ctx
-        token = _attach(ctx) if ctx is not None else None
+        if self._llm_slow:
+            return self._llm_step(self._llm_next)
+        # The short path (runs for most chunks): read, hand to the accumulator, return.
         try:
             chunk = self._llm_next()
         except StopIteration:
@@ -199,13 +206,8 @@ class SyncStreamWrapper(Generic[T]):
         except BaseException as exc:
             _end(self, exc)
             raise
-        finally:
-            if token is not None:
-                otel_context.detach(token)  # type: ignore[arg-type]
-        if self._llm_first:
-            _first_chunk(self)
         try:
-            self._llm_acc.add(chunk)
+            self._llm_add(chunk)
         except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
             report("reading a stream chunk", exc)
         return chunk
@@ -229,7 +231,7 @@ class SyncStreamWrapper(Generic[T]):
         if self._llm_first:
             _first_chunk(self)
         try:
-            self._llm_acc.add(chunk)
+            self._llm_add(chunk)
         except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
             report("reading a stream chunk", exc)
         return chunk
@@ -322,7 +324,8 @@ class AsyncStreamWrapper(Generic[T]):
     """
 
     __slots__ = (
-        "_llm_call", "_llm_stream", "_llm_next", "_llm_acc", "_llm_ctx", "_llm_ctx_once", "_llm_done", "_llm_first",
+        "_llm_call", "_llm_stream", "_llm_next", "_llm_acc", "_llm_add", "_llm_ctx", "_llm_ctx_once", "_llm_done",
+        "_llm_first", "_llm_slow",
     )
 
     def __init__(
@@ -342,7 +345,22 @@ class AsyncStreamWrapper(Generic[T]):
         return self
 
     async def __anext__(self) -> T:
-        return await self._llm_step(self._llm_next)
+        if self._llm_slow:
+            return await self._llm_step(self._llm_next)
+        # The short path (runs for most chunks), as in SyncStreamWrapper.__next__.
+        try:
+            chunk = await self._llm_next()
+        except StopAsyncIteration:
+            _end(self, None)
+            raise
+        except BaseException as exc:  # CancelledError included: a cancelled call did not succeed
+            _end(self, exc)
+            raise
+        try:
+            self._llm_add(chunk)
+        except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
+            report("reading a stream chunk", exc)
+        return chunk
 
     async def _llm_step(self, method: Callable[..., Any], *args: Any) -> T:
         if self._llm_done:
@@ -363,7 +381,7 @@ class AsyncStreamWrapper(Generic[T]):
         if self._llm_first:
             _first_chunk(self)
         try:
-            self._llm_acc.add(chunk)
+            self._llm_add(chunk)
         except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
             report("reading a stream chunk", exc)
         return chunk

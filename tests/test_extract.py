@@ -6,6 +6,7 @@ import json
 import logging
 
 import ollama
+import pydantic
 import pytest
 from openai.types import Completion, CompletionChoice, CompletionUsage, CreateEmbeddingResponse, Embedding
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
@@ -413,3 +414,59 @@ def test_odd_chunks_are_skipped_and_the_rest_still_counts(spans, no_content):
     a = only_span(spans).attributes
     assert a[A.GEN_AI_USAGE_INPUT_TOKENS] == 40
     assert a[A.OTEL_LLM_TOOL_CALLS] == 2
+
+
+def test_ollama_chunks_without_content_capture(spans, no_content):
+    chunks = [
+        ollama.ChatResponse(model="llama3.2", done=False, message=ollama.Message(role="assistant", content="Hi")),
+        ollama.ChatResponse(model="llama3.2", done=False, message=ollama.Message(
+            role="assistant", content="",
+            tool_calls=[ollama.Message.ToolCall(function=ollama.Message.ToolCall.Function(name="lookup", arguments={}))])),
+        ollama.ChatResponse(model="llama3.2", done=True, done_reason="stop", prompt_eval_count=11, eval_count=5,
+                            message=ollama.Message(role="assistant", content=""), **OLLAMA_TIMINGS),
+    ]
+    accumulate(chunks, provider="ollama")
+    a = only_span(spans).attributes
+    assert a[A.GEN_AI_RESPONSE_MODEL] == "llama3.2"
+    assert (a[A.GEN_AI_USAGE_INPUT_TOKENS], a[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (11, 5)
+    assert tuple(a[A.GEN_AI_RESPONSE_FINISH_REASONS]) == ("stop",)
+    assert tuple(a[A.OTEL_LLM_TOOL_CALL_NAMES]) == ("lookup",)
+    assert a[A.OTEL_LLM_OLLAMA_LOAD_DURATION] == pytest.approx(1.2)
+    assert A.GEN_AI_OUTPUT_MESSAGES not in a
+
+
+def unvalidated(cls, **fields):
+    """An SDK object whose nested fields stay plain dicts (pydantic's construct, which the
+    SDK's own ``construct`` would otherwise replace with nested models)."""
+    return pydantic.BaseModel.model_construct.__func__(cls, **fields)
+
+
+def test_known_classes_holding_plain_dicts_are_still_read(spans, no_content):
+    """An SDK object built without validation can hold dicts where models are expected:
+    the attribute reads of the usual path fail, and the general reader takes over."""
+    choice = {"index": 0, "finish_reason": "tool_calls", "message": {
+        "role": "assistant", "content": None,
+        "tool_calls": [{"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]}}
+    response = unvalidated(
+        ChatCompletion, id="chatcmpl-c", object="chat.completion", created=0, model="gpt-4o-mini", choices=[choice],
+        usage={"prompt_tokens": 9, "completion_tokens": 4},
+    )
+    recorded(response)
+    a = only_span(spans).attributes
+    assert tuple(a[A.GEN_AI_RESPONSE_FINISH_REASONS]) == ("tool_calls",)
+    assert (a[A.GEN_AI_USAGE_INPUT_TOKENS], a[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (9, 4)
+    assert a[A.OTEL_LLM_TOOL_CALLS] == 1  # counted once, not once per reader
+
+
+def test_a_chunk_holding_plain_dicts_mid_stream_is_still_read(spans, no_content):
+    chunks = openai_chunks()
+    odd = unvalidated(
+        ChatCompletionChunk, id="chatcmpl-s", object="chat.completion.chunk", created=0, model="gpt-4o-mini-2024-07-18",
+        choices=[{"index": 0, "delta": {"tool_calls": [
+            {"index": 2, "id": "call_z", "type": "function", "function": {"name": "fetch", "arguments": "{}"}}]}}],
+    )
+    accumulate(chunks[:2] + [odd] + chunks[2:])
+    a = only_span(spans).attributes
+    assert tuple(a[A.OTEL_LLM_TOOL_CALL_NAMES]) == ("lookup", "search", "fetch")
+    assert tuple(a[A.GEN_AI_RESPONSE_FINISH_REASONS]) == ("tool_calls",)
+    assert a[A.GEN_AI_USAGE_INPUT_TOKENS] == 40

@@ -26,10 +26,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import wrapt
+from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
+from otel_llm import semconv
 from otel_llm.call import LLMCall, enclosing_inference_span
-from otel_llm.instrumentation.hosts import HostResolver
+from otel_llm.instrumentation.hosts import HostResolver, Identity
 
 #: Environment variable turning on ``include_usage`` for instrumentations started by
 #: ``opentelemetry-instrument`` (which passes no arguments).
@@ -83,9 +85,30 @@ def _current_attempt() -> Any:
     return current_attempt()
 
 
+try:
+    # The keys the API's own helpers read: with them, the suppression check and the
+    # "is any span current" check are lookups in one context instead of three calls.
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+    from opentelemetry.instrumentation.utils import _SUPPRESS_INSTRUMENTATION_KEY_PLAIN
+    from opentelemetry.trace.propagation import _SPAN_KEY
+
+    _CONTEXT_KEYS: tuple[str, str, str] | None = (
+        _SUPPRESS_INSTRUMENTATION_KEY, _SUPPRESS_INSTRUMENTATION_KEY_PLAIN, _SPAN_KEY,
+    )
+except ImportError:  # pragma: no cover - another API layout: the public helpers only
+    _CONTEXT_KEYS = None
+
+
 def mode() -> tuple[int, LLMCall | None]:
     """How an instrumented call should be recorded here (see the module docstring)."""
-    if not is_instrumentation_enabled():
+    if _CONTEXT_KEYS is not None:
+        suppress, suppress_plain, span_key = _CONTEXT_KEYS
+        ctx = otel_context.get_current()
+        if ctx.get(suppress) or ctx.get(suppress_plain):
+            return OFF, None
+        if ctx.get(span_key) is None:
+            return OWN, None  # no span is current: nothing encloses the call
+    elif not is_instrumentation_enabled():
         return OFF, None
     span = enclosing_inference_span()
     if span is None:
@@ -96,6 +119,47 @@ def mode() -> tuple[int, LLMCall | None]:
         if call is not None and call.span is span and not call.ended:
             return ATTEMPT, call
     return NESTED, None
+
+
+#: (id of the identity, operation, model, stream, with attempts) -> (identity, span name,
+#: start attributes). Identities are cached per base URL, so a process has few.
+_TEMPLATES: dict[tuple[int, str, str | None, bool, bool], tuple[Identity, str, dict[str, Any]]] = {}
+_TEMPLATES_MAX = 256
+
+
+def start_template(
+    identity: Identity, operation: str, model: str | None, stream: bool, attempts: bool
+) -> tuple[str, dict[str, Any]]:
+    """Span name and the start attributes every call to this server, operation, model and
+    stream mode shares — the attributes :class:`~otel_llm.call.LLMCall` would derive from
+    the same arguments (``attempts``: the spans carry ``otel_llm.attempt``, so the
+    ``otel_llm.fallback`` false of a same-route retry goes with it). Built once, then
+    copied per call: callers must copy the dict before changing it.
+    """
+    key = (id(identity), operation, model, stream, attempts)
+    hit = _TEMPLATES.get(key)
+    if hit is not None and hit[0] is identity:
+        return hit[1], hit[2]
+    attrs: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: operation}
+    provider = identity.provider
+    if provider is not None:
+        attrs[semconv.GEN_AI_PROVIDER_NAME] = provider
+        attrs[semconv.GEN_AI_SYSTEM] = provider
+    if model is not None:
+        attrs[semconv.GEN_AI_REQUEST_MODEL] = model
+    if identity.server_address is not None:
+        attrs[semconv.SERVER_ADDRESS] = identity.server_address
+    port = identity.server_port
+    if isinstance(port, int) and not isinstance(port, bool):
+        attrs[semconv.SERVER_PORT] = port
+    attrs[semconv.GEN_AI_REQUEST_STREAM] = stream
+    if attempts:
+        attrs[semconv.OTEL_LLM_FALLBACK] = False
+    name = f"{operation} {model}" if model else operation
+    if len(_TEMPLATES) >= _TEMPLATES_MAX:
+        _TEMPLATES.clear()
+    _TEMPLATES[key] = (identity, name, attrs)
+    return name, attrs
 
 
 def new_logical_call_id() -> str:

@@ -64,6 +64,11 @@ PROVIDER = "ollama"
 _resolver: HostResolver | None = None
 
 
+#: Every request field :func:`request_attributes` reads (the client sends ``options`` and
+#: ``format`` as None when unset).
+_REQUEST_KEYS = frozenset({"options", "format", "dimensions"})
+
+
 def request_attributes(body: Mapping[str, Any]) -> dict[str, Any]:
     """Span attributes a request body gives (never message content)."""
     attrs: dict[str, Any] = {}
@@ -127,17 +132,17 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tupl
             host.set_tools_offered(tools)
         return host, False, capture
     model = body.get("model")
-    call = LLMCall(
-        operation=operation,
-        provider=ident.provider,
-        model=model if isinstance(model, str) and model else None,
-        server_address=ident.server_address,
-        server_port=ident.server_port,
-        stream=bool(kwargs.get("stream", False)),
-        tools=tools,
-        input_messages=input_messages(path, body) if capture else None,
-        attributes=request_attributes(body),
+    name, template = _base.start_template(
+        ident, operation, model if type(model) is str and model else None, bool(kwargs.get("stream", False)), False,
     )
+    attrs = template.copy()
+    if tools is not None:
+        attrs[semconv.OTEL_LLM_TOOLS_OFFERED] = tools
+    if not _REQUEST_KEYS.isdisjoint(body.keys()):
+        attrs.update(request_attributes(body))
+    call = LLMCall.from_attributes(name, attrs)
+    if capture:
+        call.record_input_messages(input_messages(path, body))
     return call, True, capture
 
 

@@ -129,6 +129,13 @@ def request_attributes(path: str, body: Mapping[str, Any]) -> dict[str, Any]:
     return attrs
 
 
+#: Every request field :func:`request_attributes` and :func:`tools_offered` read.
+_REQUEST_KEYS = frozenset({
+    "temperature", "top_p", "max_completion_tokens", "max_tokens", "max_output_tokens", "seed", "n",
+    "encoding_format", "dimensions", "response_format", "text", "tools", "functions",
+})
+
+
 def tools_offered(body: Mapping[str, Any]) -> int | None:
     """How many tools (or legacy functions) the request offers the model."""
     tools = _base.count(body.get("tools"))
@@ -190,24 +197,22 @@ class _LogicalCall:
     """State of one ``request()``: its attempts share everything here."""
 
     __slots__ = (
-        "mode", "host", "operation", "model", "identity", "stream", "tools", "attrs", "messages",
-        "logical_id", "attempts", "current", "backoff", "t0", "sending", "capture",
+        "mode", "host", "tools", "name", "attrs", "messages",
+        "attempts", "current", "backoff", "t0", "sending", "capture",
     )
 
     def __init__(
-        self, mode: int, host: LLMCall | None, operation: str, model: Any, identity: Identity,
-        stream: bool, tools: int | None, attrs: dict[str, Any], messages: Any, capture: bool,
+        self, mode: int, host: LLMCall | None, name: str, attrs: dict[str, Any], tools: int | None,
+        messages: Any, capture: bool,
     ) -> None:
         self.mode = mode
         self.host = host
-        self.operation = operation
-        self.model = model if isinstance(model, str) else None
-        self.identity = identity
-        self.stream = stream
         self.tools = tools
+        #: Span name and start attributes of every attempt (the template's, with this
+        #: call's model options, tools offered and logical call id).
+        self.name = name
         self.attrs = attrs
         self.messages = messages
-        self.logical_id = _base.new_logical_call_id()
         self.attempts = 0
         self.current: LLMCall | None = None
         self.backoff: float | None = None
@@ -221,29 +226,19 @@ class _LogicalCall:
         self.attempts += 1
         if self.mode == _base.ATTEMPT:
             return None
-        attrs = self.attrs
-        if index or self.backoff is not None:
-            attrs = dict(attrs)
+        if index == 0 and self.backoff is None:
+            attrs = self.attrs  # the first attempt takes the dict over
+            attrs[semconv.OTEL_LLM_ATTEMPT] = 0
+        else:
+            attrs = dict(self.attrs)
+            attrs[semconv.OTEL_LLM_ATTEMPT] = index
             attrs[semconv.HTTP_REQUEST_RESEND_COUNT] = index
             if self.backoff is not None:
                 attrs[semconv.OTEL_LLM_RETRY_BACKOFF_S] = self.backoff
                 self.backoff = None
-        ident = self.identity
-        call = LLMCall(
-            operation=self.operation,
-            provider=ident.provider,
-            model=self.model,
-            server_address=ident.server_address,
-            server_port=ident.server_port,
-            stream=self.stream,
-            tools=self.tools,
-            attempt=index,
-            fallback=False,
-            logical_call_id=self.logical_id,
-            input_messages=self.messages,
-            attributes=attrs,
-            start_time_ns=self.t0 if index == 0 else None,
-        )
+        call = LLMCall.from_attributes(self.name, attrs, self.t0 if index == 0 else None)
+        if self.messages is not None:
+            call.record_input_messages(self.messages)
         self.current = call
         return call
 
@@ -362,10 +357,18 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Log
     identity = settings.resolver.identity(instance.base_url)
     capture = capture_enabled()
     messages = input_messages(path, body) if capture else None
-    state = _LogicalCall(
-        mode, host, operation, body.get("model"), identity, stream, tools_offered(body),
-        request_attributes(path, body), messages, capture,
-    )
+    # Most requests set none of the options read below: one key intersection says so.
+    options_given = not _REQUEST_KEYS.isdisjoint(body.keys())
+    tools = tools_offered(body) if options_given else None
+    model = body.get("model")
+    name, template = _base.start_template(identity, operation, model if type(model) is str else None, stream, True)
+    attrs = template.copy()
+    if tools is not None:
+        attrs[semconv.OTEL_LLM_TOOLS_OFFERED] = tools
+    attrs[semconv.OTEL_LLM_LOGICAL_CALL_ID] = _base.new_logical_call_id()
+    if options_given:
+        attrs.update(request_attributes(path, body))
+    state = _LogicalCall(mode, host, name, attrs, tools, messages, capture)
     if host is not None:
         with swallow("recording onto the fallback attempt"):
             host.set_attribute(semconv.SERVER_ADDRESS, identity.server_address)
@@ -452,12 +455,14 @@ def _attempt_answered(state: _LogicalCall, call: LLMCall | None, instance: Any, 
         return
     if call is not None:
         call.deactivate()
-    with swallow("recording an OpenAI attempt's answer"):
+    try:
         status = response.status_code
         target.set_http_status(status)
         if status >= 400 and call is not None:
             call.fail(_status_error_type(instance, response))
             call.end()
+    except Exception as exc:  # noqa: BLE001
+        report("recording an OpenAI attempt's answer", exc)
 
 
 def _send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
