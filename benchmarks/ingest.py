@@ -14,9 +14,12 @@ Measured in one run, on the same PostgreSQL, into the same table of a fresh sche
   the end-to-end run (median and p99);
 * ``derive``: the pure derivation alone, per span (best of three passes over the spans).
 
+Observations are priced as ``otel_llm.configure()`` prices them (the price library, by
+default); ``--no-pricing`` measures derivation without a pricer.
+
 Goal: end to end >= 80 % of the raw COPY figure.
 
-    python benchmarks/ingest.py [--spans 50000] [--batch 512] [--repeats 3] [--dsn DSN]
+    python benchmarks/ingest.py [--spans 50000] [--batch 512] [--repeats 3] [--no-pricing] [--dsn DSN]
 
 The DSN defaults to ``OTEL_LLM_TEST_DSN``, else ``OTEL_LLM_DSN``, else the embedded server.
 """
@@ -48,8 +51,9 @@ from exporters.postgres.partitions import ensure_partitions, utc_day  # noqa: E4
 from exporters.postgres.schema import connect  # noqa: E402
 from otel_llm import semconv  # noqa: E402
 from otel_llm.call import LLMCall  # noqa: E402
-from processor.derive import derive  # noqa: E402
+from processor.derive import Pricer, derive  # noqa: E402
 from processor.observation import COLUMNS, RouteObservation  # noqa: E402
+from processor.pricing import default_pricer  # noqa: E402
 from processor.span_processor import RouteObservationProcessor  # noqa: E402
 
 AGENTS = ("support", "research", "triage", "billing")
@@ -104,14 +108,15 @@ def raw_copy(dsn: str, schema: str, rows: Sequence[RouteObservation], batch: int
     return elapsed
 
 
-def end_to_end(dsn: str, schema: str, spans: Sequence[ReadableSpan], batch: int) -> tuple[float, list[int], dict]:
+def end_to_end(dsn: str, schema: str, spans: Sequence[ReadableSpan], batch: int,
+               pricer: Pricer | None = None) -> tuple[float, list[int], dict]:
     """Seconds from the first on_end to a completed flush, per-call on_end ns, stats."""
     with connect(dsn, schema) as conn:
         for table in ("route_observations", "route_rollup_minute", "route_rollup_hour"):
             conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(table)))
         conn.commit()
     exporter = PostgresExporter(dsn, schema=schema, spool_dir=tempfile.mkdtemp(prefix="otel-llm-bench-spool-"))
-    processor = RouteObservationProcessor(exporter, max_queue=len(spans) + 1, batch_size=batch)
+    processor = RouteObservationProcessor(exporter, max_queue=len(spans) + 1, batch_size=batch, pricer=pricer)
     exporter.run_maintenance()  # connect, migrate and make partitions before the clock starts
     costs = [0] * len(spans)
     clock = time.perf_counter_ns
@@ -133,13 +138,13 @@ def end_to_end(dsn: str, schema: str, spans: Sequence[ReadableSpan], batch: int)
     return elapsed, costs, stats
 
 
-def derive_cost(spans: Sequence[ReadableSpan]) -> float:
+def derive_cost(spans: Sequence[ReadableSpan], pricer: Pricer | None = None) -> float:
     """Microseconds per span of ``derive`` alone, best of three passes."""
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
         for span in spans:
-            derive(span)
+            derive(span, pricer=pricer)
         best = min(best, time.perf_counter() - started)
     return best / len(spans) * 1e6
 
@@ -149,6 +154,7 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-pricing", action="store_true", help="derive without a pricer")
     parser.add_argument("--dsn")
     args = parser.parse_args()
     dsn = args.dsn or os.environ.get("OTEL_LLM_TEST_DSN") or resolve_dsn()
@@ -158,8 +164,9 @@ def main() -> None:
         migrate(migrate_conn, schema)
         migrate_conn.close()
     try:
+        pricer = None if args.no_pricing else default_pricer()
         spans = make_spans(args.spans)
-        rows = [obs for obs in map(derive, spans) if obs is not None]
+        rows = [obs for obs in (derive(span, pricer=pricer) for span in spans) if obs is not None]
         assert len(rows) == len(spans)
         with connect(dsn, schema) as conn:  # the raw COPY has no partition-making step of its own
             ensure_partitions(conn, schema, {utc_day(obs.started_at) for obs in rows})
@@ -167,15 +174,15 @@ def main() -> None:
         raw_s, e2e_s, costs = [], [], []
         for _ in range(args.repeats):
             raw_s.append(raw_copy(dsn, schema, rows, args.batch))
-            elapsed, on_end_ns, stats = end_to_end(dsn, schema, spans, args.batch)
+            elapsed, on_end_ns, stats = end_to_end(dsn, schema, spans, args.batch, pricer)
             e2e_s.append(elapsed)
             costs.extend(on_end_ns)
-        derive_us = derive_cost(spans)
+        derive_us = derive_cost(spans, pricer)
         raw_rate = len(rows) / statistics.median(raw_s)
         e2e_rate = len(spans) / statistics.median(e2e_s)
         costs.sort()
         print(f"python {platform.python_version()}, {os.cpu_count()} cores; {len(spans)} spans, "
-              f"batch {args.batch}, {args.repeats} repeats (medians)")
+              f"batch {args.batch}, {args.repeats} repeats (medians), pricing {'off' if pricer is None else 'on'}")
         print(f"raw COPY into route_observations : {raw_rate:>10,.0f} rows/s")
         print(f"end to end (on_end -> committed) : {e2e_rate:>10,.0f} observations/s "
               f"= {100 * e2e_rate / raw_rate:.0f} % of raw COPY")
