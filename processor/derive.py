@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import MappingProxyType
 from urllib.parse import urlsplit
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -365,6 +366,7 @@ _HEX_FORMAT = {32: "032x", 16: "016x"}
 _TRACE_ID_LIMIT = 1 << 128
 _SPAN_ID_LIMIT = 1 << 64
 _ID_LIMIT = {32: 1 << 128, 16: 1 << 64}
+_ZERO_TRACE_ID, _ZERO_SPAN_ID = bytes(16), bytes(8)
 
 
 def _hex_id(value: Any, width: int) -> str | None:
@@ -808,7 +810,9 @@ def _service_of(resource_attributes: Any) -> tuple[str | None, str | None]:
         return last[1]
     resource = resource_attributes if isinstance(resource_attributes, Mapping) else {}
     found = (_text(resource.get(semconv.SERVICE_NAME)), _ident(resource.get(semconv.SERVICE_INSTANCE_ID)))
-    if getattr(resource_attributes, "_immutable", False) is True:  # an SDK resource's: never changes
+    # An SDK resource's attributes, or the read-only view the collector makes of an OTLP
+    # resource's (shared by the spans of one request), never change.
+    if type(resource_attributes) is MappingProxyType or getattr(resource_attributes, "_immutable", False) is True:
         _last_resource = (resource_attributes, found)  # one store: threads see old or new, whole
     return found
 
@@ -912,18 +916,21 @@ def derive_from_parts(
     events: Iterable[tuple[str, Mapping[str, Any] | None]] = (),
     capture_content: bool = False,
     pricer: Pricer | None = None,
+    classified: tuple[bool, str | None] | None = None,
 ) -> RouteObservation | None:
     """:func:`derive` for a span given as plain values (what an OTLP decoder has at hand).
 
     Ids may be ints, raw bytes or hex; times are epoch nanoseconds (int or decimal
     string, as OTLP/JSON sends them); ``status_code`` may be the OTLP int (2 = ERROR),
     its name, or an SDK ``StatusCode``; ``events`` are ``(name, attributes)`` pairs.
+    ``classified`` is what :func:`classify` said of these attributes, when the caller
+    has asked it already (it is not asked again).
     """
     if not attributes:
         return None
     if not isinstance(attributes, Mapping):
         raise MalformedSpan(f"span attributes must be a mapping, got {type(attributes).__name__}")
-    is_call, operation = classify(attributes)
+    is_call, operation = classify(attributes) if classified is None else classified
     if not is_call:
         return None
     return _derive(trace_id, span_id, parent_span_id, start_time_ns, end_time_ns, attributes,
@@ -944,13 +951,18 @@ def _derive(
     capture_content: bool,
     pricer: Pricer | None,
 ) -> RouteObservation:
-    # SDK spans carry int ids and times: those inline, anything else through the converters.
+    # SDK spans carry int ids and OTLP spans 16- and 8-byte strings: those inline,
+    # anything else through the converters.
     if type(trace_id) is int and 0 < trace_id < _TRACE_ID_LIMIT:
         trace_hex: str | None = format(trace_id, "032x")
+    elif type(trace_id) is bytes and len(trace_id) == 16 and trace_id != _ZERO_TRACE_ID:
+        trace_hex = trace_id.hex()
     else:
         trace_hex = _hex_id(trace_id, 32)
     if type(span_id) is int and 0 < span_id < _SPAN_ID_LIMIT:
         span_hex: str | None = format(span_id, "016x")
+    elif type(span_id) is bytes and len(span_id) == 8 and span_id != _ZERO_SPAN_ID:
+        span_hex = span_id.hex()
     else:
         span_hex = _hex_id(span_id, 16)
     if trace_hex is None or span_hex is None:
@@ -972,6 +984,8 @@ def _derive(
     if parent_span_id is not None:
         if type(parent_span_id) is int and 0 < parent_span_id < _SPAN_ID_LIMIT:
             parent_hex = format(parent_span_id, "016x")
+        elif type(parent_span_id) is bytes and len(parent_span_id) == 8 and parent_span_id != _ZERO_SPAN_ID:
+            parent_hex = parent_span_id.hex()
         else:
             parent_hex = _hex_id(parent_span_id, 16)
             if parent_hex is None:
@@ -1063,7 +1077,7 @@ def _derive(
         value = attrs[key]
         kind = type(value)
         kept[key] = value if kind is int or kind is bool or (kind is str and len(value) <= MAX_VALUE_CHARS) \
-            else _jsonable(value)
+            or (kind is float and math.isfinite(value)) else _jsonable(value)
     if reader.invalid:
         kept[semconv.OTEL_LLM_INVALID_FIELDS] = sorted(reader.invalid)
 

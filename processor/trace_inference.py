@@ -104,6 +104,8 @@ class TraceResult:
 # --- ids ----------------------------------------------------------------------------------
 def _span_key(value: Any) -> str | None:
     """A span id as lower-case hex, the key spans are linked by; None when absent."""
+    if type(value) is bytes:  # what the OTLP decoder gives
+        return value.hex() if any(value) else None
     if isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
         return raw.hex() if any(raw) else None
@@ -368,6 +370,7 @@ def _derive_call(call: _Call, result: TraceResult, capture_content: bool, pricer
             start_time_ns=span.start_time_ns, end_time_ns=span.end_time_ns, attributes=attrs,
             status_code=span.status_code, resource_attributes=span.resource_attributes,
             events=span.events or (), capture_content=capture_content, pricer=pricer,
+            classified=(True, call.operation),  # what is added names no operation
         )
     except MalformedSpan as exc:
         result.malformed.append((span, exc))

@@ -297,6 +297,9 @@ def test_a_usable_older_name_wins_over_an_unusable_current_one(spans):
         ({"trace_id": 0}, "id"),
         ({"span_id": "not-hex-at-all!!"}, "id"),
         ({"trace_id": b"\x01\x02"}, "id"),
+        ({"trace_id": bytes(16)}, "id"),
+        ({"span_id": bytes(8)}, "id"),
+        ({"span_id": b"\x01" * 16}, "id"),
         ({"start_time_ns": None}, "time"),
         ({"end_time_ns": "later"}, "time"),
         ({"end_time_ns": START_NS - 1}, "before"),
@@ -778,3 +781,32 @@ def test_empty_strings_are_absent_values_not_unusable_ones(spans):
         semconv.GEN_AI_REQUEST_MODEL: "gpt-4o", semconv.GEN_AI_USAGE_INPUT_TOKENS: "many",
     })
     assert derive(bad).attributes[semconv.OTEL_LLM_INVALID_FIELDS] == ["input_tokens"]
+
+
+def test_otlp_byte_ids_and_parent_read_as_hex():
+    o = derive_from_parts(trace_id=bytes(range(1, 17)), span_id=bytes(range(1, 9)), parent_span_id=b"\x00" * 7 + b"\x2a",
+                          start_time_ns=START_NS, end_time_ns=END_NS,
+                          attributes={semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_REQUEST_MODEL: "gpt-4o"})
+    assert (o.trace_id, o.span_id, o.parent_span_id) == (bytes(range(1, 17)).hex(), "0102030405060708",
+                                                         "000000000000002a")
+    assert o.attributes == {}
+    zero_parent = derive_from_parts(trace_id=1, span_id=2, parent_span_id=bytes(8), start_time_ns=START_NS,
+                                    end_time_ns=END_NS, attributes={semconv.GEN_AI_OPERATION_NAME: "chat"})
+    assert zero_parent.parent_span_id is None
+    assert zero_parent.attributes[semconv.OTEL_LLM_INVALID_FIELDS] == ["parent_span_id"]
+
+
+def test_a_read_only_resource_is_read_once_and_a_changed_one_every_time():
+    from types import MappingProxyType
+
+    def service(resource):
+        return derive_from_parts(trace_id=1, span_id=2, start_time_ns=START_NS, end_time_ns=END_NS,
+                                 attributes={semconv.GEN_AI_OPERATION_NAME: "chat"},
+                                 resource_attributes=resource).service_name
+
+    shared = MappingProxyType({semconv.SERVICE_NAME: "shop"})
+    assert service(shared) == service(shared) == "shop"
+    plain = {semconv.SERVICE_NAME: "shop"}
+    assert service(plain) == "shop"
+    plain[semconv.SERVICE_NAME] = "billing"  # a plain dict may change between spans
+    assert service(plain) == "billing"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from google.protobuf import json_format
@@ -231,7 +232,9 @@ def span_records(payload: bytes) -> list[SpanRecord]:
     out: list[SpanRecord] = []
     append = out.append
     for resource_spans in request.resource_spans:
-        resource = attributes(resource_spans.resource.attributes)
+        # One read-only view shared by the resource's spans: derivation reads a resource it
+        # knows cannot change once, not once per span.
+        resource = MappingProxyType(attributes(resource_spans.resource.attributes))
         for scope_spans in resource_spans.scope_spans:
             scope_name = scope_spans.scope.name or None
             for span in scope_spans.spans:
