@@ -8,9 +8,11 @@ from decimal import Decimal
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb, JsonbBinaryDumper
 
 from exporters.postgres.partitions import existing_partitions, partition_name, prune
 from exporters.postgres.schema import connect
+from exporters.postgres import writer as writer_module
 from exporters.postgres.writer import BatchWriter
 from tests.pg import count_rows, observation, pg_conn, pg_dsn, pg_schema  # noqa: F401 - fixtures
 
@@ -175,3 +177,43 @@ def test_two_writers_racing_on_the_same_batches_store_each_row_once(pg_dsn: str,
     assert sum(inserted) == 1000
     assert count_rows(pg_conn) == 1000
     assert _rollup_total(pg_conn) == 1000
+
+
+_JSONB_VALUES = [
+    {}, {"team": "a"}, {"server.port": 443, "gen_ai.response.id": "resp-1"},
+    {"nested": {"x": [1, 2.5, None, True]}, "é": "ü \u2028 \"q\" \\"},
+    {"when": datetime(2030, 1, 2, tzinfo=timezone.utc), "cost": Decimal("0.10")},  # stored as text
+    [1, "two"], "text", 3, Jsonb({"wrapped": 1}), Jsonb({"k": 1}, dumps=lambda o: '{"custom":1}'),
+]
+
+
+def test_copy_jsonb_dumper_gives_psycopg_s_bytes(pg_conn: psycopg.Connection) -> None:
+    reference = JsonbBinaryDumper(dict)
+    reference.dumps = writer_module._json_dumps
+    for value in _JSONB_VALUES:
+        assert bytes(writer_module._JsonbCopyDumper(dict).dump(value)) == bytes(reference.dump(value)), value
+    for bad in ({"lone": "\ud800"}, {"deep": _nested(10_000)}):
+        with pytest.raises(writer_module.ROW_FAULT_PY_ERRORS):
+            reference.dump(bad)
+        with pytest.raises(writer_module.ROW_FAULT_PY_ERRORS):
+            writer_module._JsonbCopyDumper(dict).dump(bad)
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth):
+        value = {"d": value}
+    return value
+
+
+def test_jsonb_columns_store_every_kind_of_value(writer: BatchWriter, pg_conn: psycopg.Connection) -> None:
+    batch = [observation(i, tags=v if isinstance(v, dict) else {}, attributes=v)
+             for i, v in enumerate(_JSONB_VALUES)]
+    assert writer.write(batch).inserted == len(batch)
+    with pg_conn.transaction():
+        stored = dict(pg_conn.execute("SELECT span_id, attributes::text FROM route_observations").fetchall())
+        expected = {obs.span_id: pg_conn.execute("SELECT %s::jsonb::text", (writer_module._json_dumps(
+            obs.attributes.obj if isinstance(obs.attributes, Jsonb) else obs.attributes),)).fetchone()[0]
+            for obs in batch if not isinstance(obs.attributes, Jsonb) or obs.attributes.dumps is None}
+    assert {k: stored[k] for k in expected} == expected
+    assert stored[batch[-1].span_id] == '{"custom": 1}'
