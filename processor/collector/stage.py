@@ -14,12 +14,20 @@ While the exporter asks to retry later, the stage waits and retries the same bat
 requests stay in the log, which fills up, and the receivers answer "retry later".
 The same class runs in the collector's process or in a worker process of its own
 (:mod:`processor.collector.shard`).
+
+Exports run on a thread of the stage's own, in order, while the caller's thread derives
+the next ready traces: a database exporter spends much of a batch waiting on its server,
+and that time goes to derivation. At most :data:`EXPORTS_AHEAD` derived batches wait for
+or are in that thread; beyond that :meth:`Stage.step` waits, as it did when it exported
+itself, so memory stays bounded and a slow database still slows the log's reader.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Sequence
 
@@ -39,8 +47,26 @@ COUNTERS = ("spans_read", "observations", "malformed", "ignored", "export_retrie
             "damaged_records")
 
 
+#: Derived batches that may wait for, or be in, the export thread.
+EXPORTS_AHEAD = 2
+#: How long a draining :meth:`Stage.step` waits for an export to finish before returning.
+DRAIN_WAIT_S = 0.02
+
+
 class Abandoned(Exception):
     """Raised out of a retry loop when the stage is told to give up (forced stop)."""
+
+
+class _Job:
+    """The observations of some ready traces, and those traces' spans (whose requests are
+    done once the observations are exported)."""
+
+    __slots__ = ("observations", "spans", "error")
+
+    def __init__(self, observations: list[RouteObservation], spans: list[SpanRecord]) -> None:
+        self.observations = observations
+        self.spans = spans
+        self.error: BaseException | None = None
 
 
 class Stage:
@@ -62,6 +88,14 @@ class Stage:
         #: requests with no span left, reported by the next :meth:`step`
         self._done: list[int] = []
         self.counts = dict.fromkeys(COUNTERS, 0)
+        #: jobs for the export thread (None: stop), a place for each job it may hold, the
+        #: jobs it finished (in order), and an event set whenever it finishes one
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._places = threading.Semaphore(EXPORTS_AHEAD)
+        self._finished: deque[_Job] = deque()
+        self._finished_event = threading.Event()
+        self._in_flight = 0
+        self._thread: threading.Thread | None = None
 
     @property
     def open_requests(self) -> int:
@@ -86,24 +120,79 @@ class Stage:
         self.counts["spans_read"] += len(spans)
 
     def step(self, *, everything: bool = False) -> list[int]:
-        """Derive and export the traces ready now (all of them with ``everything``);
-        the requests done since the last call."""
+        """Derive the traces ready now (all of them with ``everything``) and hand their
+        observations to the export thread; the requests done since the last call.
+
+        Raises :class:`Abandoned` when an export gave up on a forced stop.
+        """
+        self._collect_finished()
         ready = self.buffer.take_ready(everything=everything)
         if ready:
-            self._derive_and_export(ready)
-            left, owner, done = self._left, self._owner, self._done
-            for spans, _tokens in ready:
-                for span in spans:
-                    seq = owner.pop(id(span), None)
-                    if seq is not None:
-                        left[seq] -= 1
-                        if not left[seq]:
-                            del left[seq]
-                            done.append(seq)
+            observations = self._derive(ready)
+            spans = [span for trace_spans, _tokens in ready for span in trace_spans]
+            if observations:
+                self._submit(_Job(observations, spans))
+            else:
+                self._release(spans)
+        elif everything and self._in_flight:
+            # Draining with nothing left to derive: wait a moment for the exports rather
+            # than have the caller spin.
+            self._finished_event.wait(DRAIN_WAIT_S)
+        self._collect_finished()
         done, self._done = self._done, []
         return done
 
-    def _derive_and_export(self, ready: Sequence[tuple[list[SpanRecord], Any]]) -> None:
+    def _release(self, spans: list[SpanRecord]) -> None:
+        """These spans have left the stage: a request whose last span this was is done."""
+        left, owner, done = self._left, self._owner, self._done
+        for span in spans:
+            seq = owner.pop(id(span), None)
+            if seq is not None:
+                left[seq] -= 1
+                if not left[seq]:
+                    del left[seq]
+                    done.append(seq)
+
+    def _submit(self, job: _Job) -> None:
+        """Hand a job to the export thread, waiting while it holds :data:`EXPORTS_AHEAD`."""
+        while not self._places.acquire(timeout=0.1):
+            self._collect_finished()
+            if self.abandon.is_set():
+                raise Abandoned
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run_exports, name="otel-llm-collect-export", daemon=True)
+            self._thread.start()
+        self._in_flight += 1
+        self._jobs.put(job)
+
+    def _collect_finished(self) -> None:
+        """Release the spans of the jobs the export thread finished; re-raise a give-up."""
+        finished = self._finished
+        self._finished_event.clear()
+        while finished:
+            job = finished.popleft()
+            self._in_flight -= 1
+            if job.error is not None:
+                raise job.error
+            self._release(job.spans)
+
+    def _run_exports(self) -> None:
+        """The export thread: each job's observations, in order, in batches."""
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                observations = job.observations
+                for start in range(0, len(observations), self.export_batch):
+                    self._export(observations[start:start + self.export_batch])
+            except BaseException as exc:  # noqa: BLE001 - Abandoned (or a bug): handed to step()
+                job.error = exc
+            self._finished.append(job)
+            self._places.release()
+            self._finished_event.set()
+
+    def _derive(self, ready: Sequence[tuple[list[SpanRecord], Any]]) -> list[RouteObservation]:
         observations: list[RouteObservation] = []
         counts = self.counts
         for spans, _tokens in ready:
@@ -120,8 +209,7 @@ class Stage:
                 span, reason = result.malformed[0]
                 logger.info("otel-llm collect: %d malformed call spans skipped, e.g. %r: %s",
                             len(result.malformed), span.name, reason)
-        for start in range(0, len(observations), self.export_batch):
-            self._export(observations[start:start + self.export_batch])
+        return observations
 
     def _export(self, batch: Sequence[RouteObservation]) -> None:
         wait = 0.1
@@ -181,8 +269,12 @@ class Stage:
         return out
 
     def close(self, timeout_s: float) -> None:
-        """Flush and shut the exporter down."""
+        """Let the export thread finish what it holds (within ``timeout_s``), then flush
+        and shut the exporter down."""
         try:
+            if self._thread is not None:
+                self._jobs.put(None)
+                self._thread.join(max(0.0, timeout_s))
             self.exporter.force_flush(max(1.0, timeout_s))
         finally:
             self.exporter.shutdown(max(1.0, timeout_s))
