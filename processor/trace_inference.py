@@ -65,9 +65,14 @@ __all__ = ["SpanRecord", "TraceResult", "TraceBuffer", "derive_trace"]
 STATUS_ERROR = 2
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SpanRecord:
     """What the collector keeps of one received span: the facts derivation reads.
+
+    Treated as read-only once made (nothing in the collector changes a record), but not
+    declared frozen: a frozen dataclass costs several times more to build, and one is
+    built for every received span. Records are compared by value and not hashable; the
+    stage tracks them by identity.
 
     Ids are raw bytes as in OTLP protobuf (16 and 8); hex strings and ints are accepted
     too. ``parent_span_id`` is None (or empty) for a root span. ``kind`` is the OTLP
