@@ -217,3 +217,33 @@ def test_jsonb_columns_store_every_kind_of_value(writer: BatchWriter, pg_conn: p
             for obs in batch if not isinstance(obs.attributes, Jsonb) or obs.attributes.dumps is None}
     assert {k: stored[k] for k in expected} == expected
     assert stored[batch[-1].span_id] == '{"custom": 1}'
+
+
+def test_usual_observations_are_copy_rows_as_they_stand_others_are_converted(writer: BatchWriter) -> None:
+    writer.prepare()
+    usual = [observation(i, computed_cost_usd=Decimal("0.5"), cost_usd=None if i == 1 else Decimal("0.1"))
+             for i in range(3)]
+    rows, ids, days, skipped = writer.to_rows(usual)
+    assert all(row is obs for row, obs in zip(rows, usual)) and len(rows) == 3
+    assert ids == [(o.trace_id, o.span_id) for o in usual]
+    assert days == {usual[0].started_at.date()} and skipped == []
+
+    when = datetime(2030, 5, 17, 23, 30, tzinfo=timezone.utc)
+    odd = {
+        "naive": (observation(9, started_at=when.replace(tzinfo=None)), "started_at", when),
+        "another zone": (observation(9, started_at=when.astimezone(timezone(timedelta(hours=2)))),
+                         "started_at", when),
+        "a zero offset that is not UTC": (observation(9, started_at=when.replace(tzinfo=timezone(timedelta(0)))),
+                                          "started_at", when),
+        "a float cost": (observation(9, started_at=when, cost_usd=0.25), "cost_usd", Decimal("0.25")),
+    }
+    for label, (obs, field, expected) in odd.items():
+        rows, ids, days, skipped = writer.to_rows(usual + [obs])
+        assert rows[:3] == usual and skipped == [], label
+        converted = dict(zip(writer._columns, rows[3]))
+        assert converted[field] == expected and type(converted[field]) is type(expected), label
+        assert converted["started_at"].tzinfo is not None, label
+        assert days == {usual[0].started_at.date(), date(2030, 5, 17)}, label
+        assert ids[3] == (obs.trace_id, obs.span_id), label
+    rows, ids, days, skipped = writer.to_rows(usual + ["not an observation"])  # type: ignore[list-item]
+    assert rows == usual and [s.trace_id for s in skipped] == [None]

@@ -33,6 +33,7 @@ import struct
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from itertools import repeat
 from typing import Any, Callable, Sequence
 
 import psycopg
@@ -230,6 +231,9 @@ class BatchWriter:
             list[tuple], list[tuple[str | None, str | None]], set[date], list[SkippedRow]]:
         """COPY rows in column order, their identities, their UTC days, and the
         observations that could not even be converted (skipped)."""
+        as_they_stand = self._rows_as_they_stand(batch)
+        if as_they_stand is not None:
+            return as_they_stand
         rows: list[tuple] = []
         ids: list[tuple[str | None, str | None]] = []
         days: set[date] = set()
@@ -268,6 +272,31 @@ class BatchWriter:
                         row[span_idx] if span_idx is not None else None))
             days.add(day)
         return rows, ids, days, skipped
+
+    def _rows_as_they_stand(self, batch: Sequence[RouteObservation]) -> tuple[
+            list[tuple], list[tuple[str | None, str | None]], set[date], list[SkippedRow]] | None:
+        """:meth:`to_rows` for the usual batch, a column at a time: every item a
+        :class:`RouteObservation` of a table with every column, every ``started_at`` a UTC
+        ``datetime`` and no value a converter would change. Then each observation is its
+        COPY row as it stands, and checking the batch column by column (C loops) costs a
+        fraction of converting it row by row. None when the batch is not like that: the
+        row-by-row conversion then decides, and reports what it skips."""
+        columns = self._columns
+        if not batch or columns != COLUMNS or len(set(map(type, batch))) != 1 \
+                or type(batch[0]) is not RouteObservation:
+            return None
+        started_idx = columns.index("started_at")
+        started = list(map(operator.itemgetter(started_idx), batch))
+        if set(map(type, started)) != {datetime} or not all(
+                map(operator.is_, map(operator.attrgetter("tzinfo"), started), repeat(timezone.utc))):
+            return None  # (so started_at needs no conversion)
+        for i, conv in enumerate(self._converters):
+            if conv is not None and i != started_idx \
+                    and not _leaves_unchanged(conv, list(map(operator.itemgetter(i), batch))):
+                return None
+        rows = list(batch)
+        ids = list(map(operator.itemgetter(columns.index("trace_id"), columns.index("span_id")), rows))
+        return rows, ids, set(map(datetime.date, started)), []
 
     def write(self, batch: Sequence[RouteObservation]) -> WriteResult:
         """Store ``batch`` exactly once; see the module docstring. Commits on success.
@@ -310,8 +339,7 @@ class BatchWriter:
         if self._rollup_idx is None or self._identity_idx is None:
             return False
         try:
-            t, s = self._identity_idx
-            ordered = sorted(rows, key=lambda r: (r[t], r[s]))  # one lock order for racing writers
+            ordered = sorted(rows, key=operator.itemgetter(*self._identity_idx))  # one lock order for racing writers
             params = rollup_params(ordered, self._rollup_idx)
         except Exception:  # noqa: BLE001 - odd values: the careful way reports them row by row
             return False
@@ -380,6 +408,20 @@ def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     state = getattr(exc, "sqlstate", None)
     return f"{type(exc).__name__}{f' [{state}]' if state else ''}: {text}"
+
+
+def _leaves_unchanged(conv: Callable[[Any], Any], values: list[Any]) -> bool:
+    """Whether ``conv`` (a converter of :meth:`BatchWriter._converter`) would return every
+    one of ``values`` as it is; False when unsure."""
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if conv is _to_numeric:
+        return kinds <= {Decimal, int}
+    if conv is _to_aware:
+        if kinds == {datetime}:
+            return None not in set(map(operator.attrgetter("tzinfo"), filter(None, values)))
+        return not kinds
+    return False
 
 
 def _to_numeric(value: Any) -> Any:
