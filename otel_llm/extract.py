@@ -649,26 +649,31 @@ class StreamAccumulator:
     def finish(self, call: LLMCall) -> None:
         """Record everything accumulated on ``call``; never raises. Call once, at the end."""
         try:
-            self._finish_openai(call)
+            # Each part is recorded only when its chunks were seen (a stream has one kind).
+            if (self._model is not None or self._id is not None or self._finish or self._usage is not None
+                    or self._tools):
+                self._finish_openai(call)
             if self._response is not None:
                 record_response(call, self._response)
-            self._finish_ollama(call)
+            if self._ollama_final is not None or self._ollama_model is not None or self._ollama_tools:
+                self._finish_ollama(call)
         except Exception as exc:  # noqa: BLE001
             report("recording a streamed response", exc)
 
     def _finish_openai(self, call: LLMCall) -> None:
-        if self._model is None and self._id is None and not self._finish and self._usage is None and not self._tools:
-            return
-        reasons = [self._finish[i] for i in sorted(self._finish)]
+        finish = self._finish
+        # One choice (the usual case) needs no ordering.
+        reasons = list(finish.values()) if len(finish) < 2 else [finish[i] for i in sorted(finish)]
         call.set_response(model=self._model, id=self._id, finish_reasons=reasons or None)
         if self._usage is not None:
             if self._openai_cls is not None:  # chunks were chat chunk objects
                 _record_completion_usage_object(call, self._usage)
             else:
                 _record_openai_usage(call, self._usage)
-        for key in sorted(self._tools):
-            parts = self._tools[key]
-            call.add_tool_call(parts.name, parts.id)
+        if self._tools:
+            for key in sorted(self._tools):
+                parts = self._tools[key]
+                call.add_tool_call(parts.name, parts.id)
         if self._capture:
             for index in sorted(set(self._text) | {k[0] for k in self._tools}):
                 tool_calls = [
@@ -681,8 +686,6 @@ class StreamAccumulator:
 
     def _finish_ollama(self, call: LLMCall) -> None:
         final = self._ollama_final
-        if final is None and self._ollama_model is None and not self._ollama_tools:
-            return
         if final is not None:
             if type(final) in _OLLAMA_RESPONSE_CLASSES:
                 _record_ollama_object(call, final, messages=False)

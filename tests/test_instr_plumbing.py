@@ -125,6 +125,28 @@ def test_mapping_from_environment_for_launcher_runs(fake, spans, monkeypatch):
     assert llm_spans(spans)[0].attributes[semconv.GEN_AI_PROVIDER_NAME] == "deepseek"
 
 
+def test_base_url_is_read_as_the_client_holds_it_now(fake, spans):
+    from otel_llm.instrumentation import openai as openai_instr
+
+    instrument()
+    with openai.OpenAI(base_url=fake.openai_base_url, api_key="k") as client:
+        client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+        client.base_url = f"http://localhost:{fake.port}/v1"  # changed after the first call
+        client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+        assert openai_instr._base_url(client) is client.base_url
+    first, second = llm_spans(spans)
+    assert first.attributes[semconv.SERVER_ADDRESS] == "127.0.0.1"
+    assert second.attributes[semconv.SERVER_ADDRESS] == "localhost"
+
+    class OwnBaseURL(openai.OpenAI):
+        @property
+        def base_url(self):  # type: ignore[override]
+            return "https://api.groq.com/openai/v1"
+
+    # A class with its own property is read through it.
+    assert openai_instr._base_url(OwnBaseURL(api_key="k")) == "https://api.groq.com/openai/v1"
+
+
 # --- instrument / uninstrument -------------------------------------------------------------------------
 def test_instrument_twice_is_harmless_and_uninstrument_restores_the_originals(fake, spans, caplog):
     originals = (SyncAPIClient.request, AsyncAPIClient.request, SyncAPIClient._send_request,

@@ -47,6 +47,7 @@ from otel_llm.content import capture_enabled
 from otel_llm.extract import StreamAccumulator, record_response
 from otel_llm.instrumentation import _base
 from otel_llm.instrumentation.hosts import HostResolver
+from otel_llm.streaming import UNTIL_FIRST_CHUNK, AsyncStreamWrapper, SyncStreamWrapper
 
 _INSTRUMENTS = ("ollama >= 0.4",)
 
@@ -161,14 +162,8 @@ def _answered(call: LLMCall, own: bool, capture: bool, result: Any, stream: bool
             # The client sends the request on the first read, so the span is current
             # until the first chunk has been read (an HTTP client span then nests under
             # it); later reads only parse the body.
-            from otel_llm.streaming import UNTIL_FIRST_CHUNK
-
             if is_async:
-                from otel_llm.streaming import AsyncStreamWrapper
-
                 return AsyncStreamWrapper(call, result, StreamAccumulator(capture), activate=UNTIL_FIRST_CHUNK)
-            from otel_llm.streaming import SyncStreamWrapper
-
             return SyncStreamWrapper(call, result, StreamAccumulator(capture), activate=UNTIL_FIRST_CHUNK)
         record_response(call, result)  # what call.record_response does, without its indirection
     except Exception as exc:  # noqa: BLE001 - telemetry never breaks the call

@@ -71,6 +71,7 @@ from otel_llm.content import capture_enabled
 from otel_llm.extract import StreamAccumulator, record_response
 from otel_llm.instrumentation import _base
 from otel_llm.instrumentation.hosts import Identity
+from otel_llm.streaming import AsyncStreamWrapper, SyncStreamWrapper
 
 _INSTRUMENTS = ("openai >= 1.40",)
 
@@ -269,12 +270,8 @@ class _LogicalCall:
             # The request was sent while the attempt's span was current; reading the body
             # opens no spans, so the span need not be made current for every chunk.
             if kind is _SYNC_STREAM:
-                from otel_llm.streaming import SyncStreamWrapper
-
                 return SyncStreamWrapper(call, result, StreamAccumulator(self.capture), activate=False)
             if kind is _ASYNC_STREAM:
-                from otel_llm.streaming import AsyncStreamWrapper
-
                 return AsyncStreamWrapper(call, result, StreamAccumulator(self.capture), activate=False)
             if kind is _RAW:
                 _record_raw(call, result)
@@ -333,6 +330,45 @@ def _record_raw(call: LLMCall, result: Any) -> None:
         call.record_response(json.loads(content))
 
 
+#: Client class -> whether its ``base_url`` is one of the SDK's own properties that only
+#: return ``_configured_base_url`` (decided once per class, see :func:`_base_url`).
+_PLAIN_BASE_URL: dict[type, bool] = {}
+
+
+def _base_url(client: Any) -> Any:
+    """The client's base URL object.
+
+    The SDK's ``base_url`` property runs an import statement on every read; for the
+    SDK's own client classes, whose property only returns ``_configured_base_url``,
+    that attribute is read instead. Any other class (the module-level client, a
+    subclass with its own property) reads the property.
+    """
+    cls = type(client)
+    plain = _PLAIN_BASE_URL.get(cls)
+    if plain is None:
+        plain = _has_plain_base_url(client)
+        if len(_PLAIN_BASE_URL) < 256:
+            _PLAIN_BASE_URL[cls] = plain
+    return client._configured_base_url if plain else client.base_url
+
+
+def _has_plain_base_url(client: Any) -> bool:
+    try:
+        import importlib
+
+        # By module name: the package's ``_client`` attribute is not always the module.
+        base, client_module = importlib.import_module(_BASE), importlib.import_module(_CLIENT)
+        owners = (base.BaseClient, client_module.OpenAI, client_module.AsyncOpenAI)
+        known = [vars(owner).get("base_url") for owner in owners]
+        descriptor = next((vars(k)["base_url"] for k in type(client).__mro__ if "base_url" in vars(k)), None)
+        return (
+            descriptor is not None and any(descriptor is k for k in known)
+            and client.base_url is client._configured_base_url
+        )
+    except Exception:  # noqa: BLE001 - another SDK layout: read the property
+        return False
+
+
 def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _LogicalCall | None:
     """A logical call for ``request(cast_to, options, stream=...)``, or None to pass through."""
     options = args[1] if len(args) > 1 else kwargs.get("options")
@@ -354,7 +390,7 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Log
         settings = _set_settings(_base.Settings.from_options())
     if stream and settings.include_usage and path in _USAGE_OPTION_ENDPOINTS:
         _with_usage_option(options, body)
-    identity = settings.resolver.identity(instance.base_url)
+    identity = settings.resolver.identity(_base_url(instance))
     capture = capture_enabled()
     messages = input_messages(path, body) if capture else None
     # Most requests set none of the options read below: one key intersection says so.
@@ -509,7 +545,7 @@ def _helper_close(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: di
         return wrapped(*args, **kwargs)
     finally:
         raw = getattr(instance, "_raw_stream", None)
-        if type(raw) is _sync_wrapper_type():
+        if type(raw) is SyncStreamWrapper:
             with swallow("ending a stream helper's span"):
                 raw.close()
 
@@ -519,21 +555,9 @@ async def _ahelper_close(wrapped: Any, instance: Any, args: tuple[Any, ...], kwa
         return await wrapped(*args, **kwargs)
     finally:
         raw = getattr(instance, "_raw_stream", None)
-        if type(raw) is _async_wrapper_type():
+        if type(raw) is AsyncStreamWrapper:
             with swallow("ending a stream helper's span"):
                 await raw.aclose()
-
-
-def _sync_wrapper_type() -> type:
-    from otel_llm.streaming import SyncStreamWrapper
-
-    return SyncStreamWrapper
-
-
-def _async_wrapper_type() -> type:
-    from otel_llm.streaming import AsyncStreamWrapper
-
-    return AsyncStreamWrapper
 
 
 # --- installing ----------------------------------------------------------------------------
