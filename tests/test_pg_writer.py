@@ -247,3 +247,20 @@ def test_usual_observations_are_copy_rows_as_they_stand_others_are_converted(wri
         assert ids[3] == (obs.trace_id, obs.span_id), label
     rows, ids, days, skipped = writer.to_rows(usual + ["not an observation"])  # type: ignore[list-item]
     assert rows == usual and [s.trace_id for s in skipped] == [None]
+
+
+def test_rollups_refused_after_the_copy_roll_the_copy_back(writer: BatchWriter, pg_conn: psycopg.Connection) -> None:
+    # Each row fits a bigint, their sum in one rollup group does not: the COPY succeeds and
+    # the rollups statement after it fails, so the fast way must leave nothing behind and
+    # the careful way store what it can.
+    big = 2**62 + 1
+    batch = [observation(1, input_tokens=big), observation(2, input_tokens=big), observation(3)]
+    result = writer.write(batch)
+    assert (result.inserted, result.skipped_count) == (2, 1)
+    with pg_conn.transaction():
+        stored = pg_conn.execute("SELECT coalesce(sum(input_tokens), 0) FROM route_observations").fetchone()[0]
+        rolled = pg_conn.execute("SELECT coalesce(sum(input_tokens), 0) FROM route_rollup_minute").fetchone()[0]
+    assert stored == rolled == big + 100
+    assert count_rows(pg_conn) == _rollup_total(pg_conn) == _rollup_total(pg_conn, "route_stats_hour") == 2
+    assert writer.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert writer.write([observation(4)]).inserted == 1
