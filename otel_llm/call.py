@@ -238,6 +238,15 @@ class LLMCall(AsyncWithToo):
             return
         self._pending[key] = value
 
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        """Set several attributes at once (None values are skipped), as :meth:`set_attribute` does."""
+        if self._ended:
+            return
+        pending = self._pending
+        for key, value in attributes.items():
+            if value is not None:
+                pending[key] = value
+
     def set_response(
         self,
         *,
@@ -254,7 +263,10 @@ class LLMCall(AsyncWithToo):
             pending[semconv.GEN_AI_RESPONSE_MODEL] = model
         if id is not None:
             pending[semconv.GEN_AI_RESPONSE_ID] = id if type(id) is str else str(id)
-        if finish_reasons is not None:
+        if type(finish_reasons) is str:  # one reason (Ollama's done_reason): nothing to convert
+            pending[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = [finish_reasons]
+            self._tool_calls_known = True
+        elif finish_reasons is not None:
             try:
                 if isinstance(finish_reasons, str):
                     finish_reasons = [finish_reasons]

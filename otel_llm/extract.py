@@ -215,12 +215,15 @@ def _record_ollama_object(call: LLMCall, response: Any, messages: bool = True) -
     call.set_response(model=model, finish_reasons=reason)
     if input_tokens is not None or output_tokens is not None:
         call.set_usage(input_tokens=input_tokens, output_tokens=output_tokens)
+    seconds: dict[str, float] = {}
     for (field, key), value in zip(OLLAMA_TIMINGS, timings):
         if value is not None:
             if type(value) is int and value >= 0:
-                call.set_attribute(key, value / _NS_PER_S)
+                seconds[key] = value / _NS_PER_S
             else:
                 _record_ollama_timing(call, field, key, value)
+    if seconds:
+        call.set_attributes(seconds)
     if tool_calls:
         try:
             for tc in tool_calls:
@@ -447,6 +450,26 @@ _OLLAMA_CHAT_CHUNK_CLASSES = _LazyClasses(("ollama", "ChatResponse"))
 #: Whole-response classes read by attribute (see :func:`_record_chat_completion_object`).
 _OPENAI_CHAT_COMPLETION_CLASSES = _LazyClasses(("openai.types.chat", "ChatCompletion"))
 _OLLAMA_CHAT_CLASSES = _OLLAMA_CHAT_CHUNK_CLASSES
+
+
+class _ShortPathKinds(dict):  # type: ignore[type-arg]
+    """Chunk class -> short-path kind of :meth:`StreamAccumulator.add` (``_KIND_OPENAI`` /
+    ``_KIND_OLLAMA``), or None: filled per class on first sight, so choosing a stream's
+    path is one dict lookup."""
+
+    def __missing__(self, cls: type) -> int | None:
+        if cls in _OPENAI_CHAT_CHUNK_CLASSES:
+            kind: int | None = _KIND_OPENAI
+        elif cls in _OLLAMA_CHAT_CHUNK_CLASSES:
+            kind = _KIND_OLLAMA
+        else:
+            kind = None
+        if len(self) < _CLASS_CACHE_MAX:
+            self[cls] = kind
+        return kind
+
+
+_SHORT_PATH_KINDS = _ShortPathKinds()
 _OLLAMA_RESPONSE_CLASSES = _LazyClasses(("ollama", "ChatResponse"), ("ollama", "GenerateResponse"))
 
 
@@ -518,6 +541,14 @@ class StreamAccumulator:
     def add(self, chunk: Any) -> None:
         """Take one chunk into account; never raises."""
         cls = type(chunk)
+        if self._unseen:  # the first chunk chooses the short path
+            self._unseen = False
+            if not self._capture:
+                kind = _SHORT_PATH_KINDS[cls]
+                if kind == _KIND_OPENAI:
+                    self._openai_cls = cls
+                elif kind == _KIND_OLLAMA:
+                    self._ollama_cls = cls
         if cls is self._openai_cls:
             try:
                 if self._model is None:
@@ -548,17 +579,6 @@ class StreamAccumulator:
                 return
             except Exception:  # noqa: BLE001 - an odd chunk: read it the general way
                 self._ollama_cls = None
-        elif self._unseen:
-            self._unseen = False
-            if not self._capture:
-                if cls in _OPENAI_CHAT_CHUNK_CLASSES:
-                    self._openai_cls = cls
-                    self.add(chunk)
-                    return
-                if cls in _OLLAMA_CHAT_CHUNK_CLASSES:
-                    self._ollama_cls = cls
-                    self.add(chunk)
-                    return
         self._add_general(chunk)
 
     def _add_general(self, chunk: Any) -> None:
@@ -687,7 +707,7 @@ class StreamAccumulator:
     def _finish_ollama(self, call: LLMCall) -> None:
         final = self._ollama_final
         if final is not None:
-            if type(final) in _OLLAMA_RESPONSE_CLASSES:
+            if type(final) is self._ollama_cls or type(final) in _OLLAMA_RESPONSE_CLASSES:
                 _record_ollama_object(call, final, messages=False)
             else:
                 _record_ollama(call, final, messages=False)

@@ -124,7 +124,8 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tupl
     if resolver is None:
         resolver = _set_resolver(None)
     ident = resolver.identity(instance._client.base_url)
-    tools = _base.count(body.get("tools")) or None  # the client always sends a list; [] is none
+    tools = body.get("tools")  # the client always sends a list; [] is none
+    tools = (len(tools) if type(tools) is list else _base.count(tools)) or None
     capture = capture_enabled()
     if host is not None:
         host.set_attribute(semconv.SERVER_ADDRESS, ident.server_address)
@@ -173,16 +174,12 @@ def _answered(call: LLMCall, own: bool, capture: bool, result: Any, stream: bool
     return result
 
 
-def _begin(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[LLMCall, bool, bool] | None:
+def _request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     try:
-        return _start(instance, args, kwargs)
+        started = _start(instance, args, kwargs)
     except Exception as exc:  # noqa: BLE001
         report("starting an Ollama span", exc)
-        return None
-
-
-def _request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    started = _begin(instance, args, kwargs)
+        started = None
     if started is None:
         return wrapped(*args, **kwargs)
     call, own, capture = started
@@ -195,7 +192,11 @@ def _request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[st
 
 
 async def _arequest(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    started = _begin(instance, args, kwargs)
+    try:
+        started = _start(instance, args, kwargs)
+    except Exception as exc:  # noqa: BLE001
+        report("starting an Ollama span", exc)
+        started = None
     if started is None:
         return await wrapped(*args, **kwargs)
     call, own, capture = started

@@ -287,15 +287,17 @@ class _LogicalCall:
 _SYNC_STREAM, _ASYNC_STREAM, _RAW = "stream", "async stream", "raw"
 #: The SDK's stream and raw-response classes -> kind (filled on first use).
 _SPECIAL_TYPES: dict[type, str] = {}
-#: Result classes known to be none of those (parsed models): one dict lookup per call.
-_PLAIN_TYPES: set[type] = set()
+#: Result class -> its kind, or None for a parsed response: one dict lookup per call.
+_KIND_BY_CLASS: dict[type, str | None] = {}
+_UNSEEN = "unseen"
 
 
 def _special_kind(result: Any) -> str | None:
     """Whether a result is a stream, a raw response, or (None) a parsed response."""
     cls = type(result)
-    if cls in _PLAIN_TYPES:
-        return None
+    kind = _KIND_BY_CLASS.get(cls, _UNSEEN)
+    if kind is not _UNSEEN:
+        return kind
     if not _SPECIAL_TYPES:
         from openai import AsyncStream, Stream
 
@@ -307,12 +309,11 @@ def _special_kind(result: Any) -> str | None:
             _SPECIAL_TYPES.update({LegacyAPIResponse: _RAW, BaseAPIResponse: _RAW})
         except ImportError:  # pragma: no cover - another SDK layout: raw responses go unread
             pass
-    for base, kind in _SPECIAL_TYPES.items():
-        if isinstance(result, base):
-            return kind
-    if len(_PLAIN_TYPES) < 256:
-        _PLAIN_TYPES.add(cls)
-    return None
+    kind = next((k for base, k in _SPECIAL_TYPES.items() if isinstance(result, base)), None)
+    # A proxy (its ``__class__`` is not its type) may stand for different classes: not cached.
+    if result.__class__ is cls and len(_KIND_BY_CLASS) < 256:
+        _KIND_BY_CLASS[cls] = kind
+    return kind
 
 
 def _record_raw(call: LLMCall, result: Any) -> None:
