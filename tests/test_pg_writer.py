@@ -227,6 +227,9 @@ def test_usual_observations_are_copy_rows_as_they_stand_others_are_converted(wri
     assert all(row is obs for row, obs in zip(rows, usual)) and len(rows) == 3
     assert ids == [(o.trace_id, o.span_id) for o in usual]
     assert days == {usual[0].started_at.date()} and skipped == []
+    over_days = [observation(i, started_at=usual[0].started_at + timedelta(days=d)) for i, d in enumerate((2, 0, 1))]
+    assert writer.to_rows(over_days)[0] == over_days
+    assert writer.to_rows(over_days)[2] == {usual[0].started_at.date() + timedelta(days=d) for d in (0, 1, 2)}
 
     when = datetime(2030, 5, 17, 23, 30, tzinfo=timezone.utc)
     odd = {
