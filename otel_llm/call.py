@@ -191,8 +191,8 @@ class LLMCall(AsyncWithToo):
         # A finished response (one with finish reasons) that named no tool call made 0
         # tool calls; before that the count is unknown, not 0.
         self._tool_calls_known = False
-        self._tool_call_names: list[str] = []
-        self._tool_call_ids: list[str] = []
+        self._tool_call_names: list[str] | None = None  # made by the first tool call
+        self._tool_call_ids: list[str] | None = None
         self._token: object | None = None
         self._output_messages: list[dict[str, Any]] | None = None
         # Response-side attributes are buffered and set in one call when the span ends:
@@ -352,8 +352,12 @@ class LLMCall(AsyncWithToo):
             self._tool_calls += 1
             self._tool_calls_known = True
             if name is not None:
+                if self._tool_call_names is None:
+                    self._tool_call_names = []
                 self._tool_call_names.append(str(name))
             if id is not None:
+                if self._tool_call_ids is None:
+                    self._tool_call_ids = []
                 self._tool_call_ids.append(str(id))
 
     def first_chunk(self, at_ns: int | None = None) -> None:

@@ -19,6 +19,7 @@ message text are read only when message-content capture is on, and then only thr
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from otel_llm import semconv
@@ -487,6 +488,10 @@ def _chunk_kind(chunk: Any) -> int:
     return kind
 
 
+#: The shared empty container of :class:`StreamAccumulator` parts not written yet.
+_EMPTY: Mapping[Any, Any] = MappingProxyType({})
+
+
 class _ToolCallParts:
     """One streamed tool call, assembled from deltas that share an index."""
 
@@ -524,11 +529,13 @@ class StreamAccumulator:
         self._id: Any = None
         self._usage: Any = None
         self._finish: dict[int, str] = {}
-        self._tools: dict[tuple[int, int], _ToolCallParts] = {}
-        self._text: dict[int, list[str]] = {}
+        # Containers most streams never fill start as shared empty read-only ones and are
+        # made when first written (fewer objects per call for the garbage collector).
+        self._tools: Mapping[tuple[int, int], _ToolCallParts] = _EMPTY
+        self._text: dict[int, list[str]] = {} if self._capture else _EMPTY  # type: ignore[assignment]
         self._response: Any = None
         self._ollama_final: Any = None
-        self._ollama_tools: list[Any] = []
+        self._ollama_tools: list[Any] | tuple[()] = ()
         self._ollama_model: Any = None
         self._failed_adds = 0
         # The class of this stream's chunks once one has been read the general way, when
@@ -573,7 +580,7 @@ class StreamAccumulator:
                     self._ollama_model = chunk.model or None
                 message = chunk.message
                 if message is not None and message.tool_calls:
-                    self._ollama_tools.extend(message.tool_calls)
+                    self._add_ollama_tools(message.tool_calls)
                 if chunk.done:
                     self._ollama_final = chunk
                 return
@@ -629,11 +636,14 @@ class StreamAccumulator:
     def _add_tool_deltas(self, index: int, tool_calls: Any) -> None:
         """Tool-call deltas of one choice, assembled by their index (names and ids; the
         arguments only when content is captured)."""
+        tools = self._tools
+        if tools is _EMPTY:
+            tools = self._tools = {}
         for tc in tool_calls:
             key = (index, _get(tc, "index") or 0)
-            parts = self._tools.get(key)
+            parts = tools.get(key)
             if parts is None:
-                parts = self._tools[key] = _ToolCallParts()
+                parts = tools[key] = _ToolCallParts()  # type: ignore[index]
             tc_id = _get(tc, "id")
             if tc_id:
                 parts.id = tc_id
@@ -647,6 +657,11 @@ class StreamAccumulator:
                     if args:
                         parts.arguments.append(args)
 
+    def _add_ollama_tools(self, tool_calls: Any) -> None:
+        if type(self._ollama_tools) is tuple:
+            self._ollama_tools = []
+        self._ollama_tools.extend(tool_calls)  # type: ignore[union-attr]
+
     def _add_ollama(self, chunk: Any) -> None:
         if self._ollama_model is None:
             self._ollama_model = _get(chunk, "model") or None
@@ -654,7 +669,7 @@ class StreamAccumulator:
         if message is not None:
             tool_calls = _get(message, "tool_calls")
             if tool_calls:
-                self._ollama_tools.extend(tool_calls)
+                self._add_ollama_tools(tool_calls)
             if self._capture:
                 text = _get(message, "content")
                 if text:
