@@ -451,6 +451,7 @@ _OLLAMA_CHAT_CHUNK_CLASSES = _LazyClasses(("ollama", "ChatResponse"))
 #: Whole-response classes read by attribute (see :func:`_record_chat_completion_object`).
 _OPENAI_CHAT_COMPLETION_CLASSES = _LazyClasses(("openai.types.chat", "ChatCompletion"))
 _OLLAMA_CHAT_CLASSES = _OLLAMA_CHAT_CHUNK_CLASSES
+_OLLAMA_RESPONSE_CLASSES = _LazyClasses(("ollama", "ChatResponse"), ("ollama", "GenerateResponse"))
 
 
 class _ShortPathKinds(dict):  # type: ignore[type-arg]
@@ -471,7 +472,6 @@ class _ShortPathKinds(dict):  # type: ignore[type-arg]
 
 
 _SHORT_PATH_KINDS = _ShortPathKinds()
-_OLLAMA_RESPONSE_CLASSES = _LazyClasses(("ollama", "ChatResponse"), ("ollama", "GenerateResponse"))
 
 
 def _chunk_kind(chunk: Any) -> int:
