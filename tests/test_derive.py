@@ -796,7 +796,7 @@ def test_otlp_byte_ids_and_parent_read_as_hex():
     assert zero_parent.attributes[semconv.OTEL_LLM_INVALID_FIELDS] == ["parent_span_id"]
 
 
-def test_a_read_only_resource_is_read_once_and_a_changed_one_every_time():
+def test_a_read_only_resource_and_a_plain_one_that_changes_both_give_their_service():
     from types import MappingProxyType
 
     def service(resource):
