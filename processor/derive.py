@@ -65,6 +65,8 @@ from opentelemetry.trace import StatusCode
 from otel_llm import semconv
 from processor import aliases
 from processor.observation import COLUMNS, RouteObservation, make_observation
+from processor.pricing import PriceBook
+from processor.derive_compiled import compile_fast_path
 from processor.providers import is_local, normalize_provider
 
 #: Computes a call's cost from its observation (tokens, provider, model, time), or None.
@@ -523,7 +525,7 @@ class _Layout:
     once per distinct set of names: which attributes feed which fields, and the key scan."""
 
     __slots__ = ("reads", "read_keys", "read", "scan", "operation_keys", "cost_keys", "parameter_keys",
-                 "keep", "keep_content", "keep_unread", "keep_content_unread")
+                 "keep", "keep_content", "keep_unread", "keep_content_unread", "fast")
 
     def __init__(self, keys: tuple[str, ...]) -> None:
         index = _INDEX
@@ -551,6 +553,9 @@ class _Layout:
         self.keep = tuple(k for k in self.keep_content if k not in content)
         self.keep_content_unread = tuple(k for k in self.keep_content if k not in self.read_keys)
         self.keep_unread = tuple(k for k in self.keep if k not in self.read_keys)
+        #: The whole derivation compiled for this layout, when its names allow it
+        #: (see :mod:`processor.derive_compiled`); None sends every span the general way.
+        self.fast = compile_fast_path(keys, self, _FAST_PATH_HELPERS)
 
 
 def _compile_reader(reads: Sequence[tuple[str, str, int, Callable[[Any], Any], int, bool]]
@@ -954,13 +959,13 @@ def _derive(
     # SDK spans carry int ids and OTLP spans 16- and 8-byte strings: those inline,
     # anything else through the converters.
     if type(trace_id) is int and 0 < trace_id < _TRACE_ID_LIMIT:
-        trace_hex: str | None = format(trace_id, "032x")
+        trace_hex: str | None = "%032x" % trace_id
     elif type(trace_id) is bytes and len(trace_id) == 16 and trace_id != _ZERO_TRACE_ID:
         trace_hex = trace_id.hex()
     else:
         trace_hex = _hex_id(trace_id, 32)
     if type(span_id) is int and 0 < span_id < _SPAN_ID_LIMIT:
-        span_hex: str | None = format(span_id, "016x")
+        span_hex: str | None = "%016x" % span_id
     elif type(span_id) is bytes and len(span_id) == 8 and span_id != _ZERO_SPAN_ID:
         span_hex = span_id.hex()
     else:
@@ -974,22 +979,30 @@ def _derive(
     if end < start:
         raise MalformedSpan(f"span {span_hex} ends before it starts ({end} < {start})")
 
-    attrs = attributes  # only ever read
-    layout = _layout(attrs)
-    reader = _Reader(attrs, layout)
-    scan = layout.scan
-    field = reader.values.get
-
     parent_hex = None
     if parent_span_id is not None:
         if type(parent_span_id) is int and 0 < parent_span_id < _SPAN_ID_LIMIT:
-            parent_hex = format(parent_span_id, "016x")
+            parent_hex = "%016x" % parent_span_id
         elif type(parent_span_id) is bytes and len(parent_span_id) == 8 and parent_span_id != _ZERO_SPAN_ID:
             parent_hex = parent_span_id.hex()
         else:
             parent_hex = _hex_id(parent_span_id, 16)
-            if parent_hex is None:
-                reader.mark_invalid("parent_span_id")
+
+    attrs = attributes  # only ever read
+    layout = _layout(attrs)
+    fast = layout.fast
+    if fast is not None and (parent_hex is not None or parent_span_id is None):
+        # The usual span, derived by the code compiled for its layout; None when a value
+        # turns out unusable, and the general path below then reports it.
+        observation = fast(trace_hex, span_hex, parent_hex, start, end, attrs, operation, status_code,
+                           resource_attributes, events, capture_content, pricer)
+        if observation is not None:
+            return observation
+    reader = _Reader(attrs, layout)
+    scan = layout.scan
+    field = reader.values.get
+    if parent_hex is None and parent_span_id is not None:
+        reader.mark_invalid("parent_span_id")
 
     if operation is None and scan.chat_keys:
         operation = semconv.OP_CHAT
@@ -1098,7 +1111,7 @@ def _derive(
     observation = make_observation((
         trace_hex,  # trace_id
         span_hex,  # span_id
-        _EPOCH + timedelta(microseconds=start // 1000),  # started_at
+        _EPOCH + timedelta(0, 0, start // 1000),  # started_at (days, seconds, microseconds)
         (end - start) / 1e6,  # duration_ms
         parent_hex,  # parent_span_id
         logical_call_id,  # logical_call_id
@@ -1139,6 +1152,25 @@ def _derive(
     return _price_into(observation, pricer) if use_pricer and pricer is not None else observation
 
 
+def _price_fields(pricer: PriceBook, *fields: Any) -> Decimal | None:
+    """:func:`_price` for a :class:`~processor.pricing.PriceBook` given the fields, before
+    the observation is made (for compiled code)."""
+    try:
+        return _money(pricer.price_fields(*fields))
+    except Exception as exc:  # noqa: BLE001 - a pricing bug must not lose the observation
+        from otel_llm._safety import report
+
+        report("pricing a route observation", exc)
+        return None
+
+
+def _keep_value(value: Any) -> Any:
+    """An attribute value as ``attributes`` keeps it (the general path's rule, for compiled code)."""
+    kind = type(value)
+    return value if kind is int or kind is bool or (kind is str and len(value) <= MAX_VALUE_CHARS) \
+        or (kind is float and math.isfinite(value)) else _jsonable(value)
+
+
 def _price_into(observation: RouteObservation, pricer: Pricer) -> RouteObservation:
     """Add the pricer's figure: beside a reported cost, or as the cost when none is known."""
     price = _price(pricer, observation)
@@ -1150,3 +1182,28 @@ def _price_into(observation: RouteObservation, pricer: Pricer) -> RouteObservati
     else:
         money = (price, semconv.COST_BASIS_COMPUTED, price)
     return make_observation(observation[:_COST_AT] + money + observation[_COST_AT + 3:])
+
+
+#: What code compiled per layout (:mod:`processor.derive_compiled`) uses of this module.
+_FAST_PATH_HELPERS: Mapping[str, Any] = MappingProxyType({
+    "EXTRA_KEYS": frozenset({semconv.SERVICE_NAME, semconv.SERVICE_INSTANCE_ID, semconv.GEN_AI_TOOL_DEFINITIONS,
+                             semconv.GEN_AI_OUTPUT_MESSAGES, *aliases.TTFT_SECONDS_STREAM_ONLY}),
+    "MAX_ATTRIBUTES": MAX_ATTRIBUTES,
+    "IS_ERROR": _is_error_status,
+    "EXCEPTION_TYPE": _exception_type,
+    "ERROR_OTHER": semconv.ERROR_TYPE_OTHER,
+    "SERVICE_OF": _service_of,
+    "KEEP": _keep_value,
+    "TAG_VALUE": _tag_value,
+    "IS_LOCAL": is_local,
+    "ZERO": Decimal(0),
+    "BASIS_LOCAL": semconv.COST_BASIS_LOCAL,
+    "BASIS_UNKNOWN": semconv.COST_BASIS_UNKNOWN,
+    "MAKE": make_observation,
+    "EPOCH": _EPOCH,
+    "timedelta": timedelta,
+    "PRICE_INTO": _price_into,
+    "PRICE_BOOK": PriceBook,
+    "PRICE_FIELDS": _price_fields,
+    "BASIS_COMPUTED": semconv.COST_BASIS_COMPUTED,
+})

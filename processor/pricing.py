@@ -209,36 +209,43 @@ class PriceBook:
         self._warned: set[tuple[str | None, str | None]] = set()
 
     def __call__(self, obs: RouteObservation) -> Decimal | None:
-        """The cost of ``obs`` at its ``started_at``, or ``None`` when it cannot be priced.
+        """The cost of ``obs`` at its ``started_at``, or ``None`` when it cannot be priced."""
+        return self.price_fields(obs.provider, obs.response_model, obs.request_model, obs.started_at,
+                                 obs.input_tokens, obs.output_tokens, obs.cached_input_tokens,
+                                 obs.cache_creation_input_tokens, obs.reasoning_tokens)
+
+    def price_fields(self, provider: str | None, response_model: str | None, request_model: str | None,
+                     when: datetime, inp: int | None, out: int | None, cached: int | None,
+                     created: int | None, reasoning: int | None) -> Decimal | None:
+        """:meth:`__call__` from the fields themselves: derivation prices a call before it
+        makes the observation, so that the observation is made once. Never raises.
 
         The hot path of pricing: one dict lookup, one bisection, integer arithmetic
         (the same steps as :meth:`cost`, written out to save the calls).
         """
         try:
-            provider = obs.provider
-            periods = self._cache.get((provider, obs.response_model, obs.request_model))
+            periods = self._cache.get((provider, response_model, request_model))
             if periods is None:
-                periods = self.periods(provider, obs.response_model, obs.request_model)
-            card = periods.at(obs.started_at)
+                periods = self.periods(provider, response_model, request_model)
+            card = periods.at(when)
             if card is None:
                 return None
-            inp, out = obs.input_tokens, obs.output_tokens
             if inp is None:
                 if out is None:
                     return None
                 inp = 0
             elif out is None:
                 out = 0
-            cached = obs.cached_input_tokens or 0
-            created = obs.cache_creation_input_tokens or 0
-            reasoning = obs.reasoning_tokens or 0
+            cached = cached or 0
+            created = created or 0
+            reasoning = reasoning or 0
             if cached + created > inp:
                 inp += cached + created
             if reasoning and (reasoning > out or provider in REASONING_EXCLUDED):
                 out += reasoning
             return card.cost(inp, cached, created, out, reasoning)
         except Exception as exc:  # noqa: BLE001 - a pricer never raises into derivation
-            self._warn_once(obs.provider, obs.response_model or obs.request_model, exc)
+            self._warn_once(provider, response_model or request_model, exc)
             return None
 
     def cost(self, provider: str | None, response_model: str | None, request_model: str | None,
