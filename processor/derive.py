@@ -203,11 +203,24 @@ class SpanLike(Protocol):
 
 
 # --- which spans are provider calls ---------------------------------------------------------
+#: Operation values already classified (a process sees a handful; bounded all the same).
+_OPERATION_VALUES: dict[str, tuple[bool, str | None]] = {}
+
+
 def _operation_value(value: Any) -> tuple[bool, str | None]:
+    if type(value) is str:
+        known = _OPERATION_VALUES.get(value)
+        if known is not None:
+            return known
     if not isinstance(value, str):
         return False, None
     mapped = aliases.INFERENCE_OPERATION_VALUES.get(value.strip().lower())
-    return mapped is not None, mapped
+    out = (mapped is not None, mapped)
+    if type(value) is str and len(value) <= 64:
+        if len(_OPERATION_VALUES) >= 256:
+            _OPERATION_VALUES.clear()
+        _OPERATION_VALUES[value] = out
+    return out
 
 
 def classify(attributes: Mapping[str, Any]) -> tuple[bool, str | None]:
@@ -871,7 +884,7 @@ def derive(
         raise MalformedSpan(f"span attributes cannot be read: {exc}") from exc
     if not attributes:
         return None
-    if not isinstance(attributes, Mapping):
+    if type(attributes) is not dict and not isinstance(attributes, Mapping):
         raise MalformedSpan(f"span attributes must be a mapping, got {type(attributes).__name__}")
     is_call, operation = classify(attributes)
     if not is_call:
