@@ -455,12 +455,14 @@ class RouteObservationProcessor(SpanProcessor):
             self._skipped += 1
         return observation
 
-    def _derive_ahead(self) -> None:
-        """While the exporter works: derive what is queued now, up to
+    def _derive_ahead(self, call: _ExportCall) -> None:
+        """While the exporter works on ``call``: derive what is queued now, up to
         :data:`DERIVE_AHEAD_BATCHES` batches, stopping at a flush marker (which must see
-        everything before it exported first)."""
+        everything before it exported first) and as soon as ``call`` is done, so that the
+        next batch goes to the export thread without waiting for derivation to stop."""
         ready, queue, limit = self._ready, self._queue, self._batch_size * DERIVE_AHEAD_BATCHES
-        while len(ready) < limit and not self._stopping:
+        done = call.done.is_set
+        while len(ready) < limit and not self._stopping and not done():
             try:
                 item = queue[0]
             except IndexError:
@@ -478,7 +480,7 @@ class RouteObservationProcessor(SpanProcessor):
         call = _ExportCall(batch)
         try:
             self._calls.put(call)
-            self._derive_ahead()
+            self._derive_ahead(call)
             self._waiting_on_exporter_since = time.monotonic()
             call.done.wait()
             if call.error is not None:
