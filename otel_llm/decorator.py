@@ -390,7 +390,7 @@ def _decorate(
             _end(call)
             return result
         call.deactivate()
-        if type(result) in _WRAPPERS and result._llm_call is call:
+        if type(result) in _WRAPPERS and result._llm_state.call is call:
             return result  # already wrapped for this very call: a second wrapper would count twice
         try:
             if read_stream_kwarg and result_kind != _COROUTINE:

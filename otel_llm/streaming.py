@@ -100,36 +100,48 @@ class ChunkHook:
 #: the context switch is not paid again for every chunk.
 UNTIL_FIRST_CHUNK = "until first chunk"
 
-#: The wrappers' own state is set with this, past their forwarding ``__setattr__`` (which
-#: hands every other name to the wrapped stream): it runs several times per stream.
+#: A wrapper's one slot is set with this, past its forwarding ``__setattr__`` (which hands
+#: every other name to the wrapped stream).
 _set = object.__setattr__
 
 
-def _init(wrapper: Any, call: LLMCall, stream: Any, accumulator: Any, activate: bool | str) -> None:
-    """The state both wrappers start with (all but the iterator's step)."""
-    _set(wrapper, "_llm_done", False)
-    _set(wrapper, "_llm_first", True)
-    _set(wrapper, "_llm_call", call)
-    _set(wrapper, "_llm_stream", stream)
-    _set(wrapper, "_llm_acc", accumulator)
-    _set(wrapper, "_llm_add", accumulator.add)
-    _set(wrapper, "_llm_ctx", trace.set_span_in_context(call.span) if activate else None)
-    _set(wrapper, "_llm_ctx_once", activate == UNTIL_FIRST_CHUNK)
-    # The general step runs until the first chunk (time to first chunk, context until the
-    # first chunk), for every chunk when the span is made current per chunk, and after the
-    # end; every other chunk takes the short path of ``__next__`` / ``__anext__``.
-    _set(wrapper, "_llm_slow", True)
+class _StreamState:
+    """A stream wrapper's own state, kept apart from the wrapper.
+
+    The wrappers forward unknown attributes to the wrapped stream (``__getattr__`` and
+    ``__setattr__``), which keeps CPython from specialising attribute access on them:
+    every read of their own state would take the generic path. A wrapper reads this
+    plain slotted object once per step instead, and everything else is a plain read or
+    write on it. One is made per stream.
+    """
+
+    __slots__ = ("call", "stream", "next", "acc", "add", "ctx", "ctx_once", "done", "first", "slow")
+
+    def __init__(self, call: LLMCall, stream: Any, accumulator: Any, activate: bool | str) -> None:
+        self.call = call
+        self.stream = stream
+        self.next: Callable[[], Any] | None = None  # the iterator's step, set by the wrapper
+        self.acc = accumulator
+        self.add = accumulator.add
+        self.ctx = trace.set_span_in_context(call.span) if activate else None
+        self.ctx_once = activate == UNTIL_FIRST_CHUNK
+        self.done = False
+        self.first = True
+        # The general step runs until the first chunk (time to first chunk, context until
+        # the first chunk), for every chunk when the span is made current per chunk, and
+        # after the end; every other chunk takes the short path of ``__next__`` / ``__anext__``.
+        self.slow = True
 
 
-def _end(wrapper: Any, error: BaseException | None) -> None:
+def _end(state: _StreamState, error: BaseException | None) -> None:
     """Finish the accumulator and end the span, once; never raises."""
-    if wrapper._llm_done:
+    if state.done:
         return
-    _set(wrapper, "_llm_done", True)
-    _set(wrapper, "_llm_slow", True)
-    call = wrapper._llm_call
+    state.done = True
+    state.slow = True
+    call = state.call
     try:
-        wrapper._llm_acc.finish(call)
+        state.acc.finish(call)
     except Exception as exc:  # noqa: BLE001
         report("recording a streamed response", exc)
     try:
@@ -139,8 +151,6 @@ def _end(wrapper: Any, error: BaseException | None) -> None:
 
 
 def _attach(ctx: Any) -> object | None:
-    if ctx is None:
-        return None
     try:
         return otel_context.attach(ctx)
     except Exception as exc:  # noqa: BLE001
@@ -148,15 +158,67 @@ def _attach(ctx: Any) -> object | None:
         return None
 
 
-def _first_chunk(wrapper: Any) -> None:
-    _set(wrapper, "_llm_first", False)
-    if wrapper._llm_ctx_once:
-        _set(wrapper, "_llm_ctx", None)
-    _set(wrapper, "_llm_slow", wrapper._llm_ctx is not None or wrapper._llm_done)
+def _first_chunk(state: _StreamState) -> None:
+    state.first = False
+    if state.ctx_once:
+        state.ctx = None
+    state.slow = state.ctx is not None or state.done
     try:
-        wrapper._llm_call.first_chunk()
+        state.call.first_chunk()
     except Exception as exc:  # noqa: BLE001
         report("recording time to first chunk", exc)
+
+
+def _step(state: _StreamState, method: Callable[..., Any], *args: Any) -> Any:
+    """The general step of a sync stream (see :attr:`_StreamState.slow`)."""
+    if state.done:
+        return method(*args)
+    ctx = state.ctx
+    token = _attach(ctx) if ctx is not None else None
+    try:
+        chunk = method(*args)
+    except StopIteration:
+        _end(state, None)
+        raise
+    except BaseException as exc:
+        _end(state, exc)
+        raise
+    finally:
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
+    if state.first:
+        _first_chunk(state)
+    try:
+        state.add(chunk)
+    except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
+        report("reading a stream chunk", exc)
+    return chunk
+
+
+async def _astep(state: _StreamState, method: Callable[..., Any], *args: Any) -> Any:
+    """The general step of an async stream, as :func:`_step`."""
+    if state.done:
+        return await method(*args)
+    ctx = state.ctx
+    token = _attach(ctx) if ctx is not None else None
+    try:
+        chunk = await method(*args)
+    except StopAsyncIteration:
+        _end(state, None)
+        raise
+    except BaseException as exc:  # CancelledError included: a cancelled call did not succeed
+        _end(state, exc)
+        raise
+    finally:
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
+    if state.first:
+        _first_chunk(state)
+    try:
+        state.add(chunk)
+    except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
+        report("reading a stream chunk", exc)
+    return chunk
 
 
 class SyncStreamWrapper(Generic[T]):
@@ -173,10 +235,7 @@ class SyncStreamWrapper(Generic[T]):
     ``with`` are intercepted; anything else is read from the wrapped stream.
     """
 
-    __slots__ = (
-        "_llm_call", "_llm_stream", "_llm_next", "_llm_acc", "_llm_add", "_llm_ctx", "_llm_ctx_once", "_llm_done",
-        "_llm_first", "_llm_slow",
-    )
+    __slots__ = ("_llm_state",)
 
     def __init__(
         self,
@@ -186,78 +245,59 @@ class SyncStreamWrapper(Generic[T]):
         *,
         activate: bool | str = True,
     ) -> None:
-        _init(self, call, stream, accumulator if accumulator is not None else StreamAccumulator(), activate)
+        state = _StreamState(call, stream, accumulator if accumulator is not None else StreamAccumulator(), activate)
         iterator = stream if hasattr(type(stream), "__next__") else iter(stream)
-        _set(self, "_llm_next", iterator.__next__)
+        state.next = iterator.__next__
+        _set(self, "_llm_state", state)
 
     # --- iteration -----------------------------------------------------------------------
     def __iter__(self) -> "SyncStreamWrapper[T]":
         return self
 
     def __next__(self) -> T:
-        if self._llm_slow:
-            return self._llm_step(self._llm_next)
+        state = self._llm_state
+        if state.slow:
+            return _step(state, state.next)  # type: ignore[arg-type]
         # The short path (runs for most chunks): read, hand to the accumulator, return.
         try:
-            chunk = self._llm_next()
+            chunk = state.next()  # type: ignore[misc]
         except StopIteration:
-            _end(self, None)
+            _end(state, None)
             raise
         except BaseException as exc:
-            _end(self, exc)
+            _end(state, exc)
             raise
         try:
-            self._llm_add(chunk)
-        except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
-            report("reading a stream chunk", exc)
-        return chunk
-
-    def _llm_step(self, method: Callable[..., T], *args: Any) -> T:
-        if self._llm_done:
-            return method(*args)
-        ctx = self._llm_ctx
-        token = _attach(ctx) if ctx is not None else None
-        try:
-            chunk = method(*args)
-        except StopIteration:
-            _end(self, None)
-            raise
-        except BaseException as exc:
-            _end(self, exc)
-            raise
-        finally:
-            if token is not None:
-                otel_context.detach(token)  # type: ignore[arg-type]
-        if self._llm_first:
-            _first_chunk(self)
-        try:
-            self._llm_add(chunk)
+            state.add(chunk)
         except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
             report("reading a stream chunk", exc)
         return chunk
 
     def send(self, value: Any) -> T:
         """Generator ``send``, counted like ``next``."""
-        return self._llm_step(self._llm_stream.send, value)  # type: ignore[attr-defined]
+        state = self._llm_state
+        return _step(state, state.stream.send, value)  # type: ignore[no-any-return]
 
     def throw(self, *args: Any) -> T:
         """Generator ``throw``; if the stream does not handle it, the call fails with it."""
-        return self._llm_step(self._llm_stream.throw, *args)  # type: ignore[attr-defined]
+        state = self._llm_state
+        return _step(state, state.stream.throw, *args)  # type: ignore[no-any-return]
 
     # --- ending --------------------------------------------------------------------------
     def close(self) -> None:
         """Close the wrapped stream (when it can be) and end the span with what was read."""
-        close = getattr(self._llm_stream, "close", None)
+        state = self._llm_state
+        close = getattr(state.stream, "close", None)
         if close is not None:
             try:
                 close()
             except BaseException as exc:
-                _end(self, exc)
+                _end(state, exc)
                 raise
-        _end(self, None)
+        _end(state, None)
 
     def __enter__(self) -> "SyncStreamWrapper[T]":
-        enter = getattr(self._llm_stream, "__enter__", None)
+        enter = getattr(self._llm_state.stream, "__enter__", None)
         if enter is not None:
             enter()
         return self
@@ -268,23 +308,25 @@ class SyncStreamWrapper(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        exit_ = getattr(self._llm_stream, "__exit__", None)
+        state = self._llm_state
+        exit_ = getattr(state.stream, "__exit__", None)
         if exit_ is None:
             self.close()
             return None
         try:
             suppress = exit_(exc_type, exc, tb)
         except BaseException as err:
-            _end(self, err)
+            _end(state, err)
             raise
-        _end(self, None)
+        _end(state, None)
         return suppress
 
     def __del__(self) -> None:
         # Collected without being exhausted or closed: end normally with what was read.
         try:
-            if not self._llm_done:
-                _end(self, None)
+            state = self._llm_state
+            if not state.done:
+                _end(state, None)
         except BaseException:  # noqa: BLE001 - a finaliser must never raise
             pass
 
@@ -292,25 +334,25 @@ class SyncStreamWrapper(Generic[T]):
     @property
     def __wrapped__(self) -> Iterable[T]:
         """The wrapped stream."""
-        return self._llm_stream
+        return self._llm_state.stream  # type: ignore[no-any-return]
 
     @property  # type: ignore[misc]
     def __class__(self) -> type:  # noqa: D105 - makes isinstance() see the wrapped stream's class
-        return type(self._llm_stream)
+        return type(self._llm_state.stream)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_llm_"):
             raise AttributeError(name)
-        return getattr(self._llm_stream, name)
+        return getattr(self._llm_state.stream, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name.startswith("_llm_"):
             object.__setattr__(self, name, value)
         else:
-            setattr(self._llm_stream, name, value)
+            setattr(self._llm_state.stream, name, value)
 
     def __repr__(self) -> str:
-        return f"<SyncStreamWrapper of {self._llm_stream!r}>"
+        return f"<SyncStreamWrapper of {self._llm_state.stream!r}>"
 
 
 class AsyncStreamWrapper(Generic[T]):
@@ -323,10 +365,7 @@ class AsyncStreamWrapper(Generic[T]):
     a chunk fails the call with ``error.type`` ``CancelledError`` and is re-raised.
     """
 
-    __slots__ = (
-        "_llm_call", "_llm_stream", "_llm_next", "_llm_acc", "_llm_add", "_llm_ctx", "_llm_ctx_once", "_llm_done",
-        "_llm_first", "_llm_slow",
-    )
+    __slots__ = ("_llm_state",)
 
     def __init__(
         self,
@@ -336,68 +375,49 @@ class AsyncStreamWrapper(Generic[T]):
         *,
         activate: bool | str = True,
     ) -> None:
-        _init(self, call, stream, accumulator if accumulator is not None else StreamAccumulator(), activate)
+        state = _StreamState(call, stream, accumulator if accumulator is not None else StreamAccumulator(), activate)
         iterator = stream if hasattr(type(stream), "__anext__") else stream.__aiter__()
-        _set(self, "_llm_next", iterator.__anext__)
+        state.next = iterator.__anext__
+        _set(self, "_llm_state", state)
 
     # --- iteration -----------------------------------------------------------------------
     def __aiter__(self) -> "AsyncStreamWrapper[T]":
         return self
 
     async def __anext__(self) -> T:
-        if self._llm_slow:
-            return await self._llm_step(self._llm_next)
+        state = self._llm_state
+        if state.slow:
+            return await _astep(state, state.next)  # type: ignore[arg-type,no-any-return]
         # The short path (runs for most chunks), as in SyncStreamWrapper.__next__.
         try:
-            chunk = await self._llm_next()
+            chunk = await state.next()  # type: ignore[misc]
         except StopAsyncIteration:
-            _end(self, None)
+            _end(state, None)
             raise
         except BaseException as exc:  # CancelledError included: a cancelled call did not succeed
-            _end(self, exc)
+            _end(state, exc)
             raise
         try:
-            self._llm_add(chunk)
+            state.add(chunk)
         except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
             report("reading a stream chunk", exc)
-        return chunk
-
-    async def _llm_step(self, method: Callable[..., Any], *args: Any) -> T:
-        if self._llm_done:
-            return await method(*args)
-        ctx = self._llm_ctx
-        token = _attach(ctx) if ctx is not None else None
-        try:
-            chunk = await method(*args)
-        except StopAsyncIteration:
-            _end(self, None)
-            raise
-        except BaseException as exc:  # CancelledError included: a cancelled call did not succeed
-            _end(self, exc)
-            raise
-        finally:
-            if token is not None:
-                otel_context.detach(token)  # type: ignore[arg-type]
-        if self._llm_first:
-            _first_chunk(self)
-        try:
-            self._llm_add(chunk)
-        except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
-            report("reading a stream chunk", exc)
-        return chunk
+        return chunk  # type: ignore[no-any-return]
 
     async def asend(self, value: Any) -> T:
         """Async generator ``asend``, counted like ``__anext__``."""
-        return await self._llm_step(self._llm_stream.asend, value)  # type: ignore[attr-defined]
+        state = self._llm_state
+        return await _astep(state, state.stream.asend, value)  # type: ignore[no-any-return]
 
     async def athrow(self, *args: Any) -> T:
         """Async generator ``athrow``; if the stream does not handle it, the call fails with it."""
-        return await self._llm_step(self._llm_stream.athrow, *args)  # type: ignore[attr-defined]
+        state = self._llm_state
+        return await _astep(state, state.stream.athrow, *args)  # type: ignore[no-any-return]
 
     # --- ending --------------------------------------------------------------------------
     async def aclose(self) -> None:
         """Close the wrapped stream (``aclose``/``close``, when it has one) and end the span."""
-        stream = self._llm_stream
+        state = self._llm_state
+        stream = state.stream
         close = getattr(stream, "aclose", None) or getattr(stream, "close", None)
         if close is not None:
             try:
@@ -405,16 +425,16 @@ class AsyncStreamWrapper(Generic[T]):
                 if inspect.isawaitable(result):
                     await result
             except BaseException as exc:
-                _end(self, exc)
+                _end(state, exc)
                 raise
-        _end(self, None)
+        _end(state, None)
 
     async def close(self) -> None:
         """Same as :meth:`aclose` (OpenAI's ``AsyncStream.close`` is a coroutine too)."""
         await self.aclose()
 
     async def __aenter__(self) -> "AsyncStreamWrapper[T]":
-        enter = getattr(self._llm_stream, "__aenter__", None)
+        enter = getattr(self._llm_state.stream, "__aenter__", None)
         if enter is not None:
             await enter()
         return self
@@ -425,24 +445,26 @@ class AsyncStreamWrapper(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        exit_ = getattr(self._llm_stream, "__aexit__", None)
+        state = self._llm_state
+        exit_ = getattr(state.stream, "__aexit__", None)
         if exit_ is None:
             await self.aclose()
             return None
         try:
             suppress = await exit_(exc_type, exc, tb)
         except BaseException as err:
-            _end(self, err)
+            _end(state, err)
             raise
-        _end(self, None)
-        return suppress
+        _end(state, None)
+        return suppress  # type: ignore[no-any-return]
 
     def __del__(self) -> None:
         # Collected without being exhausted or closed: end normally with what was read.
         # (The wrapped async generator is finalised by the event loop as usual.)
         try:
-            if not self._llm_done:
-                _end(self, None)
+            state = self._llm_state
+            if not state.done:
+                _end(state, None)
         except BaseException:  # noqa: BLE001 - a finaliser must never raise
             pass
 
@@ -450,22 +472,22 @@ class AsyncStreamWrapper(Generic[T]):
     @property
     def __wrapped__(self) -> AsyncIterable[T]:
         """The wrapped stream."""
-        return self._llm_stream
+        return self._llm_state.stream  # type: ignore[no-any-return]
 
     @property  # type: ignore[misc]
     def __class__(self) -> type:  # noqa: D105 - makes isinstance() see the wrapped stream's class
-        return type(self._llm_stream)
+        return type(self._llm_state.stream)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_llm_"):
             raise AttributeError(name)
-        return getattr(self._llm_stream, name)
+        return getattr(self._llm_state.stream, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name.startswith("_llm_"):
             object.__setattr__(self, name, value)
         else:
-            setattr(self._llm_stream, name, value)
+            setattr(self._llm_state.stream, name, value)
 
     def __repr__(self) -> str:
-        return f"<AsyncStreamWrapper of {self._llm_stream!r}>"
+        return f"<AsyncStreamWrapper of {self._llm_state.stream!r}>"
