@@ -31,6 +31,13 @@ class ObservationExporter(Protocol):
 
     ``export`` is called from one worker thread at a time and may block for I/O; it
     must not raise (a raising exporter is treated as ``RETRY`` and logged).
+
+    An exporter may also offer ``prepare(batch) -> batch``, which the processor calls on
+    its deriving thread while the previous batch is being exported: CPU work that does
+    not need the destination (converting, sorting, aggregating) moves off the export's
+    critical path. It returns what ``export`` is then given — the same observations,
+    possibly carrying that work — touches no connection and must not raise (a raising
+    ``prepare`` is logged and the batch exported as it is).
     """
 
     def export(self, batch: Sequence[RouteObservation]) -> ExportResult: ...

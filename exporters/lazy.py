@@ -57,6 +57,11 @@ class LazyExporter:
             return ExportResult.RETRY
         return exporter.export(batch)
 
+    def prepare(self, batch: Sequence[RouteObservation]) -> Sequence[RouteObservation]:
+        """The built exporter's ``prepare`` (see :mod:`exporters.base`), when it has one."""
+        prepare = getattr(self._exporter, "prepare", None)
+        return prepare(batch) if callable(prepare) else batch
+
     def force_flush(self, timeout_s: float = 30.0) -> bool:
         exporter = self._exporter
         return True if exporter is None else exporter.force_flush(timeout_s)

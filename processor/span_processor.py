@@ -11,7 +11,9 @@ A background daemon thread takes spans off the queue, derives observations
 first derives the next batches (at most :data:`DERIVE_AHEAD_BATCHES` batches ahead,
 counted as queued and kept within ``max_queue``): a database exporter spends much of a
 batch waiting on its server (the COPY, the commit), and that time goes to derivation
-rather than being lost. More than one batch ahead, because the two threads share the
+rather than being lost. Each whole batch derived ahead is also handed to the exporter's
+optional ``prepare`` there (see :mod:`exporters.base`), so that the export thread, whose
+work is the pipeline's critical path, only talks to the destination. More than one batch ahead, because the two threads share the
 interpreter lock: the exporter's thread regains it only at the interpreter's switch
 interval while derivation runs, so a deriving thread that stopped after one batch would
 leave the database waits of the rest of the export unused. Outcomes are handled in order, as if sequential:
@@ -55,7 +57,7 @@ import time
 import weakref
 from collections import deque
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics
@@ -144,7 +146,7 @@ class _ExportCall:
 
     __slots__ = ("batch", "result", "error", "done")
 
-    def __init__(self, batch: list[RouteObservation]) -> None:
+    def __init__(self, batch: Sequence[RouteObservation]) -> None:
         self.batch = batch
         self.result: Any = None
         self.error: BaseException | None = None
@@ -193,6 +195,8 @@ class RouteObservationProcessor(SpanProcessor):
             raise ValueError("retry back-off needs 0 < retry_initial_s <= retry_max_s")
         self.id = str(next(_ids))
         self._exporter = exporter
+        prepare = getattr(exporter, "prepare", None)
+        self._exporter_prepare = prepare if callable(prepare) else None
         self._max_queue = max_queue
         self._batch_size = batch_size
         self._flush_interval_s = float(flush_interval_s)
@@ -215,8 +219,12 @@ class RouteObservationProcessor(SpanProcessor):
         self._thread: threading.Thread | None = None
         self._export_thread: threading.Thread | None = None
         self._calls: queue_module.SimpleQueue[_ExportCall | None] = queue_module.SimpleQueue()
-        #: Observations derived ahead (while the exporter works), in queue order; they
-        #: count as queued and, with the queue, stay within ``max_queue``.
+        #: Observations derived ahead (while the exporter works), in queue order: whole
+        #: batches already prepared for the exporter (``_batches``, holding ``_batched``
+        #: observations), then the start of the next one (``_ready``). They count as queued
+        #: and, with the queue, stay within ``max_queue``.
+        self._batches: deque[Sequence[RouteObservation]] = deque()
+        self._batched = 0
         self._ready: list[RouteObservation] = []
         # Counted on application threads (lock-free).
         self._observed = _Counter()
@@ -228,7 +236,7 @@ class RouteObservationProcessor(SpanProcessor):
         self._in_flight = 0
         #: When the worker began waiting on the exporter (monotonic), or None.
         self._waiting_on_exporter_since: float | None = None
-        self._pending: list[RouteObservation] | None = None
+        self._pending: Sequence[RouteObservation] | None = None
         self._held: list[_Flush] = []
         self._retry_at = 0.0
         self._backoff = self._retry_initial_s
@@ -265,7 +273,7 @@ class RouteObservationProcessor(SpanProcessor):
                 self._dropped_on_end.add()
                 return
             queue = self._queue
-            if len(queue) + len(self._ready) >= self._max_queue:
+            if len(queue) + len(self._ready) + self._batched >= self._max_queue:
                 self._dropped_on_end.add()
                 report("queueing a route observation", QueueFull(
                     f"the queue holds {self._max_queue} spans and the exporter is behind; span dropped"))
@@ -340,7 +348,7 @@ class RouteObservationProcessor(SpanProcessor):
             spilled=spilled,
             dropped=self._dropped_on_end.value + self._dropped_worker + exporter_dropped,
             skipped_malformed=self._skipped,
-            queued=len(self._queue) + len(self._ready),
+            queued=len(self._queue) + len(self._ready) + self._batched,
             retrying=len(pending) if pending is not None else 0,
             in_flight=self._in_flight,
         )
@@ -377,7 +385,7 @@ class RouteObservationProcessor(SpanProcessor):
                 except Exception as exc:  # noqa: BLE001 - the worker must outlive any bug
                     report("exporting route observations", exc)
                 if self._stopping:
-                    if self._pending is None and not self._queue and not self._ready:
+                    if self._pending is None and not self._queue and not self._ready and not self._batches:
                         break
                     if time.monotonic() >= self._deadline:
                         self._give_up()
@@ -412,14 +420,18 @@ class RouteObservationProcessor(SpanProcessor):
                 return
             if marker is not None:
                 self._complete(marker)
-            elif not self._queue and not self._ready:
+            elif not self._queue and not self._ready and not self._batches:
                 return
 
-    def _take(self) -> tuple[list[RouteObservation], _Flush | None]:
+    def _take(self) -> tuple[Sequence[RouteObservation], _Flush | None]:
         """Up to ``batch_size`` spans off the queue, derived; stops at a flush marker.
 
         Observations derived ahead come first: they were queued before the rest.
         """
+        if self._batches:
+            batch = self._batches.popleft()
+            self._batched -= len(batch)
+            return batch, None
         ready = self._ready
         if len(ready) >= self._batch_size:
             batch = ready[:self._batch_size]
@@ -460,9 +472,10 @@ class RouteObservationProcessor(SpanProcessor):
         :data:`DERIVE_AHEAD_BATCHES` batches, stopping at a flush marker (which must see
         everything before it exported first) and as soon as ``call`` is done, so that the
         next batch goes to the export thread without waiting for derivation to stop."""
-        ready, queue, limit = self._ready, self._queue, self._batch_size * DERIVE_AHEAD_BATCHES
+        ready, queue, size = self._ready, self._queue, self._batch_size
+        limit = size * DERIVE_AHEAD_BATCHES
         done = call.done.is_set
-        while len(ready) < limit and not self._stopping and not done():
+        while len(ready) + self._batched < limit and not self._stopping and not done():
             try:
                 item = queue[0]
             except IndexError:
@@ -473,8 +486,23 @@ class RouteObservationProcessor(SpanProcessor):
             observation = self._derive(item)
             if observation is not None:
                 ready.append(observation)
+                if len(ready) >= size:
+                    self._batches.append(self._prepare(ready[:]))
+                    self._batched += len(ready)
+                    ready.clear()
 
-    def _export(self, batch: list[RouteObservation]) -> bool:
+    def _prepare(self, batch: list[RouteObservation]) -> Sequence[RouteObservation]:
+        """The exporter's ``prepare`` of ``batch``, when it has one (see :mod:`exporters.base`)."""
+        prepare = self._exporter_prepare
+        if prepare is None:
+            return batch
+        try:
+            return prepare(batch)
+        except Exception as exc:  # noqa: BLE001 - the exporter then does the work itself
+            report("preparing route observations for export", exc)
+            return batch
+
+    def _export(self, batch: Sequence[RouteObservation]) -> bool:
         """Hand ``batch`` to the exporter; False when it is to be retried later."""
         self._in_flight = len(batch)
         call = _ExportCall(batch)
@@ -523,8 +551,10 @@ class RouteObservationProcessor(SpanProcessor):
         """Shutdown timed out: count what is left as dropped and release waiting flushes."""
         lost = len(self._pending) if self._pending is not None else 0
         self._pending = None
-        lost += len(self._ready)
+        lost += len(self._ready) + self._batched
         self._ready.clear()
+        self._batches.clear()
+        self._batched = 0
         markers = list(self._held)
         self._held.clear()
         while True:

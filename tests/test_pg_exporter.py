@@ -10,7 +10,7 @@ import pytest
 
 from exporters.base import ExportResult, ObservationExporter
 from exporters.jsonl import dumps
-from exporters.postgres.exporter import PostgresExporter
+from exporters.postgres.exporter import PostgresExporter, PreparedBatch
 from exporters.postgres.partitions import existing_partitions, partition_name
 from exporters.postgres.schema import connect
 from exporters.postgres.spool import Spool
@@ -48,6 +48,29 @@ def test_exporter_follows_the_protocol_and_stores_batches(pg_dsn: str, fresh_sch
     assert stats["exported"] == 600 and stats["duplicates"] == 300
     assert stats["spilled"] == stats["dropped"] == stats["skipped_malformed"] == 0
     assert exporter.export(batch) is ExportResult.FAILED  # after shutdown
+
+
+def test_batches_prepared_ahead_are_stored_once_and_a_stale_plan_is_not_trusted(
+        pg_dsn: str, fresh_schema: str, tmp_path: Path) -> None:
+    exporter = PostgresExporter(pg_dsn, schema=fresh_schema, spool_dir=tmp_path / "spool")
+    first = [observation(i) for i in range(100)]
+    try:
+        assert exporter.prepare(first) is first  # no connection yet: nothing done ahead
+        assert exporter.export(first) is ExportResult.ACCEPTED
+        second = exporter.prepare([observation(i) for i in range(100, 300)])
+        assert isinstance(second, PreparedBatch) and second.plan is not None
+        assert list(second) == [observation(i) for i in range(100, 300)]
+        assert exporter.export(second) is ExportResult.ACCEPTED
+        assert exporter.export(second) is ExportResult.ACCEPTED  # resent: counted once
+        # A plan made for one connection's writer, exported after a reconnect.
+        third = exporter.prepare([observation(i) for i in range(300, 350)] + first[:10])
+        exporter._close_connection()
+        assert exporter.export(third) is ExportResult.ACCEPTED
+        stats = exporter.stats()
+    finally:
+        exporter.shutdown()
+    assert _stored(pg_dsn, fresh_schema) == (350, 350, 350)
+    assert stats["exported"] == 100 + 200 + 200 + 60 and stats["duplicates"] == 200 + 10
 
 
 def test_exporter_creates_todays_and_coming_partitions(pg_dsn: str, fresh_schema: str, tmp_path: Path) -> None:

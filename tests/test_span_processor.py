@@ -361,3 +361,58 @@ def test_a_forked_child_starts_clean_and_exports_its_own_spans(attach):
     assert answer == "ok"
     assert processor.force_flush(10_000) is True
     assert len(exporter.observations) == 3
+
+
+class PreparingExporter(InMemoryObservationExporter):
+    """Offers ``prepare`` (see exporters.base) and records which batches it was given prepared.
+
+    From the second ``export`` on, it waits until a batch has been prepared: a database
+    busy with one batch while the processor derives and prepares the next.
+    """
+
+    class Prepared(list):
+        pass
+
+    def __init__(self, *, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+        self.prepared = threading.Event()
+        self.calls = 0
+        self.kinds: list[str] = []
+
+    def prepare(self, batch):
+        self.prepared.set()
+        if self.fail:
+            raise ValueError("cannot prepare")
+        return self.Prepared(batch)
+
+    def export(self, batch):
+        self.calls += 1
+        if self.calls >= 2:
+            self.prepared.wait(5)
+        self.kinds.append("prepared" if isinstance(batch, self.Prepared) else "plain")
+        return super().export(batch)
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["prepared", "prepare-raises"])
+def test_batches_derived_ahead_are_prepared_by_the_exporter_and_arrive_in_order(spans, fail):
+    for _ in range(20):
+        chat()
+    ended = list(spans.get_finished_spans())
+    exporter = PreparingExporter(fail=fail)
+    processor = RouteObservationProcessor(exporter, batch_size=5, flush_interval_s=QUIET)
+    try:
+        for span in ended:
+            processor.on_end(span)
+        assert processor.force_flush(10_000) is True
+        got = [(o.trace_id, o.span_id) for o in exporter.observations]
+        assert got == [(o.trace_id, o.span_id) for o in map(derive, ended)]  # each once, in order
+        stats = processor.stats()
+        assert stats.exported == 20 and stats.dropped == 0 and accounted(stats)
+        assert exporter.prepared.is_set()
+        if fail:
+            assert set(exporter.kinds) == {"plain"}  # exported as they are
+        else:
+            assert "prepared" in exporter.kinds
+    finally:
+        processor.shutdown(2000)

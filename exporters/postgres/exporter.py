@@ -36,7 +36,7 @@ from exporters.postgres.migrate import migrate
 from exporters.postgres.partitions import prune
 from exporters.postgres.schema import STATEMENT_TIMEOUT_MS, connect, resolve_schema
 from exporters.postgres.spool import Spool
-from exporters.postgres.writer import BatchWriter, WriteResult
+from exporters.postgres.writer import BatchWriter, WritePlan, WriteResult
 from otel_llm._safety import report
 from processor.observation import RouteObservation
 
@@ -161,6 +161,21 @@ class PostgresExporter:
             report("exporting route observations to PostgreSQL", exc)
             return ExportResult.RETRY
 
+    def prepare(self, batch: Sequence[RouteObservation]) -> Sequence[RouteObservation]:
+        """``batch`` with the Python work of writing it done ahead (see
+        :meth:`BatchWriter.plan`), for :meth:`export` to pick up; ``batch`` itself when
+        there is no connection yet. Called by the processor on its deriving thread while
+        another batch is being exported: it touches no connection and never raises."""
+        writer = self._writer
+        if writer is None or not batch:
+            return batch
+        try:
+            plan = writer.plan(batch)
+        except Exception as exc:  # noqa: BLE001 - export does the work itself then
+            report("preparing route observations for PostgreSQL", exc)
+            return batch
+        return batch if plan is None else PreparedBatch(batch, plan)
+
     def force_flush(self, timeout_s: float = 30.0) -> bool:
         """Try to replay spilled batches within ``timeout_s``; True when none is left."""
         if self._closed:
@@ -216,7 +231,7 @@ class PostgresExporter:
         while True:
             writer = self._ensure_connected()
             try:
-                result = writer.write(batch)
+                result = writer.write(batch, getattr(batch, "plan", None))
             except psycopg.errors.UndefinedTable:
                 # The schema was dropped or reset under us: migrate again, once.
                 self._close_connection()
@@ -417,6 +432,16 @@ class PostgresExporter:
             for name, delta in deltas.items():
                 if delta:
                     self._counts[name] += delta
+
+
+class PreparedBatch(list):  # type: ignore[type-arg]
+    """A batch of observations (a plain list of them) with its :class:`WritePlan`."""
+
+    __slots__ = ("plan",)
+
+    def __init__(self, batch: Sequence[RouteObservation], plan: WritePlan) -> None:
+        super().__init__(batch)
+        self.plan = plan
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -142,6 +142,27 @@ class WriteResult:
         return len(self.skipped or ())
 
 
+@dataclass(slots=True)
+class WritePlan:
+    """The Python work of writing one batch, done before the database is involved.
+
+    :meth:`BatchWriter.plan` makes it on another thread (the processor's, while the
+    previous batch is being written); :meth:`BatchWriter.write` then only talks to the
+    database. A plan is for the writer that made it: another writer (after a reconnect)
+    does the work again.
+    """
+
+    #: The writer's columns when the plan was made (compared by identity).
+    columns: tuple[str, ...]
+    rows: list[tuple]
+    ids: list[tuple[str | None, str | None]]
+    days: set[date]
+    skipped: list[SkippedRow]
+    #: Rows in lock order and the rollup parameters, for the fast way; None when the
+    #: batch must go the careful way.
+    direct: tuple[list[tuple], dict[str, str]] | None
+
+
 def _identity(obs: Any) -> tuple[str | None, str | None]:
     return getattr(obs, "trace_id", None), getattr(obs, "span_id", None)
 
@@ -298,18 +319,34 @@ class BatchWriter:
         ids = list(map(operator.itemgetter(columns.index("trace_id"), columns.index("span_id")), rows))
         return rows, ids, set(map(datetime.date, started)), []
 
-    def write(self, batch: Sequence[RouteObservation]) -> WriteResult:
+    def plan(self, batch: Sequence[RouteObservation]) -> WritePlan | None:
+        """The Python work of :meth:`write` for ``batch`` (rows, identities, days, lock
+        order, rollup totals), without touching the connection: safe on another thread
+        while this writer writes. None before :meth:`prepare` has run."""
+        if not self._prepared:
+            return None
+        columns = self._columns
+        rows, ids, days, skipped = self.to_rows(batch)
+        return WritePlan(columns, rows, ids, days, skipped, self._direct_plan(rows))
+
+    def write(self, batch: Sequence[RouteObservation], plan: WritePlan | None = None) -> WriteResult:
         """Store ``batch`` exactly once; see the module docstring. Commits on success.
+
+        ``plan`` is :meth:`plan` of the same batch when it was made ahead (ignored when
+        another writer made it).
 
         Raises only for failures not caused by the rows (connection, timeouts, schema);
         the transaction is then rolled back and nothing of the batch is stored.
         """
         self.prepare()
-        rows, ids, days, unconvertible = self.to_rows(batch)
+        if plan is None or plan.columns is not self._columns:
+            plan = self.plan(batch)
+            assert plan is not None
+        rows, ids, days, unconvertible = plan.rows, plan.ids, plan.days, plan.skipped
         result = WriteResult(skipped=list(unconvertible))
         if rows:
             self.ensure_days(days)
-            if self._write_direct(rows):
+            if plan.direct is not None and self._write_direct(*plan.direct):
                 result.inserted = len(rows)
             for attempt in range(0 if result.inserted else 2):
                 result = WriteResult(skipped=list(unconvertible))
@@ -333,19 +370,23 @@ class BatchWriter:
                            row.trace_id, row.span_id, row.reason)
         return result
 
-    def _write_direct(self, rows: list[tuple]) -> bool:
-        """The fast way (see the module docstring); False, with nothing written, when the
-        batch must go the careful way."""
-        if self._rollup_idx is None or self._identity_idx is None:
-            return False
+    def _direct_plan(self, rows: list[tuple]) -> tuple[list[tuple], dict[str, str]] | None:
+        """The rows in lock order and their rollup parameters, for the fast way; None when
+        the batch must go the careful way."""
+        if not rows or self._rollup_idx is None or self._identity_idx is None:
+            return None
         try:
             # One lock order for racing writers: (trace_id, span_id), as two stable sorts on
             # one text key each, which cost two thirds of one sort on tuples.
             t, s = self._identity_idx
             ordered = sorted(sorted(rows, key=operator.itemgetter(s)), key=operator.itemgetter(t))
-            params = rollup_params(ordered, self._rollup_idx)
+            return ordered, rollup_params(ordered, self._rollup_idx)
         except Exception:  # noqa: BLE001 - odd values: the careful way reports them row by row
-            return False
+            return None
+
+    def _write_direct(self, ordered: list[tuple], params: dict[str, str]) -> bool:
+        """The fast way (see the module docstring); False, with nothing written, when the
+        batch must go the careful way."""
         try:
             with self.conn.transaction():
                 cur = self.conn.cursor()
