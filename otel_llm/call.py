@@ -247,6 +247,26 @@ class LLMCall(AsyncWithToo):
             if value is not None:
                 pending[key] = value
 
+    def set_checked_response(
+        self, attributes: Mapping[str, Any], input_tokens: int | None, output_tokens: int | None
+    ) -> None:
+        """Record response attributes a reader has already checked, in one step.
+
+        For the readers of known response classes (:mod:`otel_llm.extract`): every value
+        is of the type and range :meth:`set_response` and :meth:`set_usage` would store
+        (finish reasons a list of str, token counts non-negative ints), so the per-field
+        checks are not paid again. The finish reasons are known, so the tool-call count
+        is too; ``input_tokens``/``output_tokens`` are the counts the attributes carry.
+        """
+        if self._ended:
+            return
+        self._pending.update(attributes)
+        self._tool_calls_known = True
+        if input_tokens is not None:
+            self._input_tokens = input_tokens
+        if output_tokens is not None:
+            self._output_tokens = output_tokens
+
     def set_response(
         self,
         *,

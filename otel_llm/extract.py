@@ -206,13 +206,48 @@ def _record_ollama_object(call: LLMCall, response: Any, messages: bool = True) -
         reason = response.done_reason
         input_tokens = response.prompt_eval_count
         output_tokens = response.eval_count
-        timings = (response.load_duration, response.prompt_eval_duration, response.eval_duration,
-                   response.total_duration)
+        load = response.load_duration
+        prompt_eval = response.prompt_eval_duration
+        eval_ = response.eval_duration
+        total = response.total_duration
         message = response.message if messages and type(response) in _OLLAMA_CHAT_CLASSES else None
         tool_calls = message.tool_calls if message is not None else None
     except Exception:  # noqa: BLE001 - another shape after all: the general reader
         _record_ollama(call, response, messages=messages)
         return
+    if (
+        type(model) is str and type(reason) is str
+        and int is type(input_tokens) is type(output_tokens) is type(load) is type(prompt_eval) is type(eval_)
+        is type(total)
+        and min(input_tokens, output_tokens, load, prompt_eval, eval_, total) >= 0
+    ):
+        # The usual final answer (every field present and plain): recorded in one step,
+        # the same attributes the per-field way below records.
+        call.set_checked_response({
+            semconv.GEN_AI_RESPONSE_MODEL: model,
+            semconv.GEN_AI_RESPONSE_FINISH_REASONS: [reason],
+            semconv.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
+            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
+            semconv.OTEL_LLM_OLLAMA_LOAD_DURATION: load / _NS_PER_S,
+            semconv.OTEL_LLM_OLLAMA_PROMPT_EVAL_DURATION: prompt_eval / _NS_PER_S,
+            semconv.OTEL_LLM_OLLAMA_EVAL_DURATION: eval_ / _NS_PER_S,
+            semconv.OTEL_LLM_OLLAMA_TOTAL_DURATION: total / _NS_PER_S,
+        }, input_tokens, output_tokens)
+    else:
+        _record_ollama_fields(call, model, reason, input_tokens, output_tokens, (load, prompt_eval, eval_, total))
+    if tool_calls:
+        try:
+            for tc in tool_calls:
+                fn = _get(tc, "function")
+                call.add_tool_call(_get(fn, "name") if fn is not None else _get(tc, "name"), _get(tc, "id"))
+        except Exception as exc:  # noqa: BLE001
+            report("reading the Ollama message", exc)
+
+
+def _record_ollama_fields(
+    call: LLMCall, model: Any, reason: Any, input_tokens: Any, output_tokens: Any, timings: tuple[Any, ...]
+) -> None:
+    """The fields of an Ollama response object, each checked as it is recorded."""
     call.set_response(model=model, finish_reasons=reason)
     if input_tokens is not None or output_tokens is not None:
         call.set_usage(input_tokens=input_tokens, output_tokens=output_tokens)
@@ -225,13 +260,6 @@ def _record_ollama_object(call: LLMCall, response: Any, messages: bool = True) -
                 _record_ollama_timing(call, field, key, value)
     if seconds:
         call.set_attributes(seconds)
-    if tool_calls:
-        try:
-            for tc in tool_calls:
-                fn = _get(tc, "function")
-                call.add_tool_call(_get(fn, "name") if fn is not None else _get(tc, "name"), _get(tc, "id"))
-        except Exception as exc:  # noqa: BLE001
-            report("reading the Ollama message", exc)
 
 
 def _record_openai_tool_calls(call: LLMCall, message: Any) -> None:
