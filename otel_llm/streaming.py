@@ -52,9 +52,7 @@ import inspect
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, AsyncIterable, Callable, Generic, Iterable, Protocol, TypeVar
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-
+from otel_llm import _context
 from otel_llm._safety import report
 from otel_llm.extract import StreamAccumulator
 
@@ -123,7 +121,7 @@ class _StreamState:
         self.next: Callable[[], Any] | None = None  # the iterator's step, set by the wrapper
         self.acc = accumulator
         self.add = accumulator.add
-        self.ctx = trace.set_span_in_context(call.span) if activate else None
+        self.ctx = _context.with_span(call.span) if activate else None
         self.ctx_once = activate == UNTIL_FIRST_CHUNK
         self.done = False
         self.first = True
@@ -152,7 +150,7 @@ def _end(state: _StreamState, error: BaseException | None) -> None:
 
 def _attach(ctx: Any) -> object | None:
     try:
-        return otel_context.attach(ctx)
+        return _context.attach(ctx)
     except Exception as exc:  # noqa: BLE001
         report("activating the LLM span for a chunk", exc)
         return None
@@ -185,7 +183,7 @@ def _step(state: _StreamState, method: Callable[..., Any], *args: Any) -> Any:
         raise
     finally:
         if token is not None:
-            otel_context.detach(token)  # type: ignore[arg-type]
+            _context.detach(token)  # type: ignore[arg-type]
     if state.first:
         _first_chunk(state)
     try:
@@ -211,7 +209,7 @@ async def _astep(state: _StreamState, method: Callable[..., Any], *args: Any) ->
         raise
     finally:
         if token is not None:
-            otel_context.detach(token)  # type: ignore[arg-type]
+            _context.detach(token)  # type: ignore[arg-type]
     if state.first:
         _first_chunk(state)
     try:

@@ -26,10 +26,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import wrapt
-from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from otel_llm import semconv
+from otel_llm import _context, semconv
 from otel_llm.call import LLMCall, enclosing_inference_span
 from otel_llm.instrumentation.hosts import HostResolver, Identity
 
@@ -103,7 +102,7 @@ def mode() -> tuple[int, LLMCall | None]:
     """How an instrumented call should be recorded here (see the module docstring)."""
     if _CONTEXT_KEYS is not None:
         suppress, suppress_plain, span_key = _CONTEXT_KEYS
-        ctx = otel_context.get_current()
+        ctx = _context.current()
         if ctx.get(suppress) or ctx.get(suppress_plain):
             return OFF, None
         if ctx.get(span_key) is None:
