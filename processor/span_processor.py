@@ -13,7 +13,15 @@ counted as queued and kept within ``max_queue``): a database exporter spends muc
 batch waiting on its server (the COPY, the commit), and that time goes to derivation
 rather than being lost. Each whole batch derived ahead is also handed to the exporter's
 optional ``prepare`` there (see :mod:`exporters.base`), so that the export thread, whose
-work is the pipeline's critical path, only talks to the destination. More than one batch ahead, because the two threads share the
+work is the pipeline's critical path, only talks to the destination.
+
+Derivation is pure Python and holds the interpreter lock. A thread that wants the lock
+back (the export thread when its database answers, or any of the application's threads)
+otherwise waits for the interpreter's switch interval, 5 ms, each time: the export
+thread comes back from the database several times a batch, and these waits, not the
+work, made up most of a batch's time. So the worker lets go of the lock every
+:data:`YIELD_EVERY_SPANS` spans (about 50 µs of work), which costs well under a
+microsecond a span and gives a waiting thread the lock within that time. More than one batch ahead, because the two threads share the
 interpreter lock: the exporter's thread regains it only at the interpreter's switch
 interval while derivation runs, so a deriving thread that stopped after one batch would
 leave the database waits of the rest of the export unused. Outcomes are handled in order, as if sequential:
@@ -74,6 +82,8 @@ DEFAULT_BATCH_SIZE = 512
 DEFAULT_FLUSH_INTERVAL_S = 1.0
 #: How many batches the worker derives ahead while the exporter works (see the module docstring).
 DERIVE_AHEAD_BATCHES = 4
+#: The worker lets go of the interpreter after deriving this many spans (see the module docstring).
+YIELD_EVERY_SPANS = 4
 DEFAULT_RETRY_INITIAL_S = 0.1
 DEFAULT_RETRY_MAX_S = 5.0
 #: After the shutdown timeout, how long to wait for a worker that is not stuck in the
@@ -440,7 +450,7 @@ class RouteObservationProcessor(SpanProcessor):
         batch = ready[:]
         ready.clear()
         queue = self._queue
-        for _ in range(self._batch_size - len(batch)):
+        for i in range(1, self._batch_size - len(batch) + 1):
             try:
                 item = queue.popleft()
             except IndexError:
@@ -450,6 +460,8 @@ class RouteObservationProcessor(SpanProcessor):
             observation = self._derive(item)
             if observation is not None:
                 batch.append(observation)
+            if i % YIELD_EVERY_SPANS == 0:
+                _let_go()
         return batch, None
 
     def _derive(self, span: ReadableSpan) -> RouteObservation | None:
@@ -475,6 +487,7 @@ class RouteObservationProcessor(SpanProcessor):
         ready, queue, size = self._ready, self._queue, self._batch_size
         limit = size * DERIVE_AHEAD_BATCHES
         done = call.done.is_set
+        derived = 0
         while len(ready) + self._batched < limit and not self._stopping and not done():
             try:
                 item = queue[0]
@@ -490,6 +503,10 @@ class RouteObservationProcessor(SpanProcessor):
                     self._batches.append(self._prepare(ready[:]))
                     self._batched += len(ready)
                     ready.clear()
+                    _let_go()
+            derived += 1
+            if derived % YIELD_EVERY_SPANS == 0:
+                _let_go()
 
     def _prepare(self, batch: list[RouteObservation]) -> Sequence[RouteObservation]:
         """The exporter's ``prepare`` of ``batch``, when it has one (see :mod:`exporters.base`)."""
@@ -572,6 +589,11 @@ class RouteObservationProcessor(SpanProcessor):
         if lost:
             report("shutting down the route observation processor", RuntimeError(
                 f"{lost} observations could not be exported before the shutdown timeout; counted as dropped"))
+
+
+#: Lets go of the interpreter lock for a moment, handing it to a thread waiting for it.
+#: ``sched_yield`` (where the platform has it) also offers the CPU; ``sleep(0)`` otherwise.
+_let_go = getattr(os, "sched_yield", None) or (lambda: time.sleep(0))
 
 
 def _exporter_counts(exporter: Any) -> tuple[int, int]:
