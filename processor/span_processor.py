@@ -11,20 +11,17 @@ A background daemon thread takes spans off the queue, derives observations
 first derives the next batches (at most :data:`DERIVE_AHEAD_BATCHES` batches ahead,
 counted as queued and kept within ``max_queue``): a database exporter spends much of a
 batch waiting on its server (the COPY, the commit), and that time goes to derivation
-rather than being lost. Each whole batch derived ahead is also handed to the exporter's
-optional ``prepare`` there (see :mod:`exporters.base`), so that the export thread, whose
-work is the pipeline's critical path, only talks to the destination.
+rather than being lost. As soon as the export in flight is done, the next batch is
+handed over. Each whole batch derived ahead is also handed to the exporter's optional
+``prepare`` there (see :mod:`exporters.base`), so that the export thread, whose work is
+the pipeline's critical path, only talks to the destination.
 
-Derivation is pure Python and holds the interpreter lock. A thread that wants the lock
-back (the export thread when its database answers, or any of the application's threads)
-otherwise waits for the interpreter's switch interval, 5 ms, each time: the export
-thread comes back from the database several times a batch, and these waits, not the
-work, made up most of a batch's time. So the worker lets go of the lock every
-:data:`YIELD_EVERY_SPANS` spans (about 50 µs of work), which costs well under a
-microsecond a span and gives a waiting thread the lock within that time. More than one batch ahead, because the two threads share the
-interpreter lock: the exporter's thread regains it only at the interpreter's switch
-interval while derivation runs, so a deriving thread that stopped after one batch would
-leave the database waits of the rest of the export unused. Outcomes are handled in order, as if sequential:
+Derivation is pure Python and holds the interpreter lock, so the worker lets go of it
+every few spans (:mod:`processor.interpreter`): the export thread, back from its
+database, and the application's threads then get it within tens of microseconds rather
+than after the interpreter's 5 ms switch interval.
+
+Outcomes are handled in order, as if sequential:
 
 - ``ACCEPTED``: counted as exported.
 - ``RETRY`` (or the exporter raised): the batch is kept and retried with capped
@@ -75,6 +72,7 @@ from exporters.base import ExportResult, ObservationExporter
 from otel_llm import semconv
 from otel_llm._safety import report
 from processor.derive import MalformedSpan, Pricer, derive, is_candidate, span_attributes
+from processor.interpreter import YIELD_EVERY_SPANS, let_go
 from processor.observation import RouteObservation
 
 DEFAULT_MAX_QUEUE = 8192
@@ -82,8 +80,6 @@ DEFAULT_BATCH_SIZE = 512
 DEFAULT_FLUSH_INTERVAL_S = 1.0
 #: How many batches the worker derives ahead while the exporter works (see the module docstring).
 DERIVE_AHEAD_BATCHES = 4
-#: The worker lets go of the interpreter after deriving this many spans (see the module docstring).
-YIELD_EVERY_SPANS = 4
 DEFAULT_RETRY_INITIAL_S = 0.1
 DEFAULT_RETRY_MAX_S = 5.0
 #: After the shutdown timeout, how long to wait for a worker that is not stuck in the
@@ -461,7 +457,7 @@ class RouteObservationProcessor(SpanProcessor):
             if observation is not None:
                 batch.append(observation)
             if i % YIELD_EVERY_SPANS == 0:
-                _let_go()
+                let_go()
         return batch, None
 
     def _derive(self, span: ReadableSpan) -> RouteObservation | None:
@@ -503,10 +499,10 @@ class RouteObservationProcessor(SpanProcessor):
                     self._batches.append(self._prepare(ready[:]))
                     self._batched += len(ready)
                     ready.clear()
-                    _let_go()
+                    let_go()
             derived += 1
             if derived % YIELD_EVERY_SPANS == 0:
-                _let_go()
+                let_go()
 
     def _prepare(self, batch: list[RouteObservation]) -> Sequence[RouteObservation]:
         """The exporter's ``prepare`` of ``batch``, when it has one (see :mod:`exporters.base`)."""
@@ -589,11 +585,6 @@ class RouteObservationProcessor(SpanProcessor):
         if lost:
             report("shutting down the route observation processor", RuntimeError(
                 f"{lost} observations could not be exported before the shutdown timeout; counted as dropped"))
-
-
-#: Lets go of the interpreter lock for a moment, handing it to a thread waiting for it.
-#: ``sched_yield`` (where the platform has it) also offers the CPU; ``sleep(0)`` otherwise.
-_let_go = getattr(os, "sched_yield", None) or (lambda: time.sleep(0))
 
 
 def _exporter_counts(exporter: Any) -> tuple[int, int]:
