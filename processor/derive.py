@@ -538,7 +538,7 @@ class _Layout:
     once per distinct set of names: which attributes feed which fields, and the key scan."""
 
     __slots__ = ("reads", "read_keys", "read", "scan", "operation_keys", "cost_keys", "parameter_keys",
-                 "keep", "keep_content", "keep_unread", "keep_content_unread", "fast")
+                 "keep", "keep_content", "keep_unread", "keep_content_unread", "fast", "fast_span")
 
     def __init__(self, keys: tuple[str, ...]) -> None:
         index = _INDEX
@@ -568,7 +568,8 @@ class _Layout:
         self.keep_unread = tuple(k for k in self.keep if k not in self.read_keys)
         #: The whole derivation compiled for this layout, when its names allow it
         #: (see :mod:`processor.derive_compiled`); None sends every span the general way.
-        self.fast = compile_fast_path(keys, self, _FAST_PATH_HELPERS)
+        compiled = compile_fast_path(keys, self, _FAST_PATH_HELPERS)
+        self.fast, self.fast_span = compiled if compiled is not None else (None, None)
 
 
 def _compile_reader(reads: Sequence[tuple[str, str, int, Callable[[Any], Any], int, bool]]
@@ -878,6 +879,23 @@ def derive(
     Raises :class:`MalformedSpan` when the span is a provider call but its ids or times
     are unusable.
     """
+    # The usual span: an SDK span whose attribute layout was seen before and has compiled
+    # code (see processor.derive_compiled), which hands anything unusual back below.
+    if isinstance(span, ReadableSpan):
+        raw = span._attributes
+        attributes = getattr(raw, "_dict", raw)
+        if type(attributes) is dict and attributes:
+            layout = _LAYOUTS.get(tuple(attributes))
+            if layout is not None and layout.fast_span is not None:
+                try:
+                    return layout.fast_span(span, attributes, capture_content, pricer)
+                except Exception:  # noqa: BLE001 - the general path says what is wrong
+                    pass
+    return _derive_span(span, capture_content, pricer)
+
+
+def _derive_span(span: SpanLike, capture_content: bool, pricer: Pricer | None) -> RouteObservation | None:
+    """:func:`derive` the general way (and the compiled code's way out for an unusual span)."""
     try:
         attributes = span_attributes(span)
     except Exception as exc:  # noqa: BLE001
@@ -1219,4 +1237,9 @@ _FAST_PATH_HELPERS: Mapping[str, Any] = MappingProxyType({
     "PRICE_BOOK": PriceBook,
     "PRICE_FIELDS": _price_fields,
     "BASIS_COMPUTED": semconv.COST_BASIS_COMPUTED,
+    "OPERATION_KEY": semconv.GEN_AI_OPERATION_NAME,
+    "OPERATION_VALUE": _operation_value,
+    "TRACE_LIMIT": _TRACE_ID_LIMIT,
+    "SPAN_LIMIT": _SPAN_ID_LIMIT,
+    "GENERAL": _derive_span,
 })

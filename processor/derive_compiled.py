@@ -50,19 +50,77 @@ def _eligible(keys: Sequence[str], layout: Any, h: Mapping[str, Any]) -> bool:
 
 
 def compile_fast_path(keys: Sequence[str], layout: Any, h: Mapping[str, Any]
-                      ) -> Callable[..., Any] | None:
+                      ) -> tuple[Callable[..., Any], Callable[..., Any] | None] | None:
     """The compiled derivation of one layout, or None when the layout needs the general path.
+
+    Two functions sharing one body: ``derived(trace_hex, span_hex, parent_hex, start,
+    end, attrs, operation, status_code, resource_attributes, events, capture_content,
+    pricer)`` for checked parts (None: derive the general way), and, when the layout
+    names its operation under ``gen_ai.operation.name`` (so that the general
+    classification reads that attribute alone), ``derived_span(span, attrs,
+    capture_content, pricer)`` for an SDK span read directly, which hands any span that
+    is not the usual one to ``GENERAL`` itself.
 
     ``h`` holds the helpers and constants of :mod:`processor.derive` the generated code
     uses (passed in, so that this module imports nothing of it).
     """
     if not _eligible(keys, layout, h):
         return None
-    reads: tuple[Read, ...] = layout.reads
-    lines = [
+    body = _body(keys, layout, h)
+    parts = [
         "def derived(trace_hex, span_hex, parent_hex, start, end, attrs, operation, status_code,",
         "            resource_attributes, events, capture_content, pricer):",
+        " failed = IS_ERROR(status_code)",
+        *(line.replace("GIVE_UP", "None") for line in body),
     ]
+    with_span = tuple(layout.operation_keys[:1]) == (h["OPERATION_KEY"],)
+    if with_span:
+        parts += [
+            "def derived_span(span, attrs, capture_content, pricer):",
+            # The general classification, for a layout whose operation is this attribute.
+            " is_call, operation = OPERATION_VALUE(attrs[OPK])",
+            " if not is_call: return None",
+            # The general reading of an SDK span, for the usual values only.
+            " ctx, parent, status = span._context, span._parent, span._status",
+            " if ctx is None: return GENERAL(span, capture_content, pricer)",
+            " trace_id, span_id = ctx.trace_id, ctx.span_id",
+            " start, end = span._start_time, span._end_time",
+            " if not (type(trace_id) is int and 0 < trace_id < TRACE_LIMIT and type(span_id) is int",
+            "         and 0 < span_id < SPAN_LIMIT and type(start) is int and type(end) is int",
+            "         and 0 < start <= end):",
+            "  return GENERAL(span, capture_content, pricer)",
+            " parent_hex = None",
+            " if parent is not None:",
+            "  parent_id = getattr(parent, 'span_id', None)",
+            "  if parent_id is not None:",
+            "   if not (type(parent_id) is int and 0 < parent_id < SPAN_LIMIT):",
+            "    return GENERAL(span, capture_content, pricer)",
+            "   parent_hex = '%016x' % parent_id",
+            " trace_hex, span_hex = '%032x' % trace_id, '%016x' % span_id",
+            " status_code = getattr(status, 'status_code', None)",
+            " failed = IS_ERROR(status_code)",
+            " events = (span.events or ()) if failed else ()",
+            " resource_attributes = getattr(span._resource, 'attributes', None)",
+            *(line.replace("GIVE_UP", "GENERAL(span, capture_content, pricer)") for line in body),
+        ]
+    namespace: dict[str, Any] = dict(h)
+    namespace.update({
+        "K": tuple(r[0] for r in layout.reads),
+        "C": tuple(r[3] for r in layout.reads),
+        "A": tuple(keys),
+        "T": tuple(name for _key, name in layout.scan.tag_keys),
+        "TK": tuple(key for key, _name in layout.scan.tag_keys),
+        "OPK": h["OPERATION_KEY"],
+    })
+    exec("\n".join(parts), namespace)  # noqa: S102 - our own source; see the module docstring
+    return namespace["derived"], namespace["derived_span"] if with_span else None
+
+
+def _body(keys: Sequence[str], layout: Any, h: Mapping[str, Any]) -> list[str]:
+    """The shared body: from the span's facts (trace_hex ... pricer) to the observation.
+    ``GIVE_UP`` stands for what each function returns when a value is unusable."""
+    reads: tuple[Read, ...] = layout.reads
+    lines: list[str] = []
     # 1. Every read, as the general path does them all: one unusable value and this is
     #    not the usual span (the general path reports it).
     for i, (_key, _field, _rank, _conv, inline, _ranked) in enumerate(reads):
@@ -75,7 +133,7 @@ def compile_fast_path(keys: Sequence[str], layout: Any, h: Mapping[str, Any]
             lines.append(f" v{i} = r if type(r) is bool else C[{i}](r)")
         else:
             lines.append(f" v{i} = C[{i}](r)")
-        lines.append(f" if v{i} is None and not (type(r) is str and not r.strip()): return None")
+        lines.append(f" if v{i} is None and not (type(r) is str and not r.strip()): return GIVE_UP")
     # 2. Each field: the usable value of the best-ranked attribute feeding it.
     feeders: dict[str, list[tuple[int, int]]] = {}
     for i, (_key, field, rank, _conv, _inline, _ranked) in enumerate(reads):
@@ -98,7 +156,6 @@ def compile_fast_path(keys: Sequence[str], layout: Any, h: Mapping[str, Any]
         " if route is None:",
         "  route = '|'.join([p for p in (f_provider, f_request_model or f_response_model) if p]) or None",
         " error_type = f_error_type",
-        " failed = IS_ERROR(status_code)",
         " if failed and error_type is None:",
         "  error_type = EXCEPTION_TYPE(events) or ERROR_OTHER",
         " service_name, instance_id = SERVICE_OF(resource_attributes)",
@@ -145,13 +202,4 @@ def compile_fast_path(keys: Sequence[str], layout: Any, h: Mapping[str, Any]
         " ))",
         " return PRICE_INTO(observation, pricer) if use_pricer else observation",
     ]
-    namespace: dict[str, Any] = dict(h)
-    namespace.update({
-        "K": tuple(r[0] for r in reads),
-        "C": tuple(r[3] for r in reads),
-        "A": tuple(keys),
-        "T": tuple(name for _key, name in layout.scan.tag_keys),
-        "TK": tuple(key for key, _name in layout.scan.tag_keys),
-    })
-    exec("\n".join(lines), namespace)  # noqa: S102 - our own source; see the module docstring
-    return namespace["derived"]
+    return lines

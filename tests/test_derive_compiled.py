@@ -17,7 +17,8 @@ from typing import Any, Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from opentelemetry.trace import StatusCode
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 
 import processor.derive as derive_module
 from otel_llm import LLMCall, semconv
@@ -57,6 +58,7 @@ def fresh_layouts() -> Iterator[None]:
 
 def both_ways(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
     with fresh_layouts():
+        fn(*args, **kwargs)  # a layout is compiled when first seen: the second call uses it
         compiled = fn(*args, **kwargs)
     with general_path_only():
         general = fn(*args, **kwargs)
@@ -86,6 +88,9 @@ def test_recorded_spans_of_other_instrumentations_derive_the_same(path: Path, pr
 
 
 def our_span(spans: Any, **changes: Any) -> Any:
+    if changes.pop("parent", False):
+        with trace.get_tracer("tests").start_as_current_span("invoke_agent support"):
+            return our_span(spans, **changes)
     call = LLMCall(provider=changes.pop("provider", "openai"), model=changes.pop("model", "gpt-4o-mini"),
                    agent="support", route=changes.pop("route", None), server_address="api.openai.com",
                    server_port=443, attempt=1, tools=changes.pop("tools_offered", None))
@@ -93,15 +98,20 @@ def our_span(spans: Any, **changes: Any) -> Any:
     call.set_usage(input_tokens=120, output_tokens=30, cache_read_input_tokens=20)
     if changes.pop("fail", False):
         call.fail("RateLimitError")
+    if changes.pop("exception", False):  # an ERROR status named only by its exception event
+        call.span.record_exception(TimeoutError("provider timed out"))
+        call.span.set_status(Status(StatusCode.ERROR))
     for key, value in changes.items():
         call.span.set_attribute(key, value)
     call.end()
-    return spans.get_finished_spans()[-1]
+    return next(s for s in reversed(spans.get_finished_spans()) if s.context.span_id == call.span.get_span_context().span_id)
 
 
 @pytest.mark.parametrize("changes", [
     {},
     {"fail": True},
+    {"exception": True},
+    {"parent": True},
     {"route": "support-primary", "tools_offered": 3},
     {"provider": "ollama", "model": "llama3.2"},
     {semconv.OTEL_LLM_TAGS_PREFIX + "team": "billing", semconv.OTEL_LLM_TAGS_PREFIX + "tier": ["a", "b"]},
@@ -122,9 +132,13 @@ def test_our_own_spans_derive_the_same(spans: Any, changes: dict[str, Any], pric
 def test_the_usual_span_takes_the_compiled_path_and_is_priced(spans: Any) -> None:
     span = our_span(spans)
     with fresh_layouts():
-        observation = derive(span, pricer=default_pricer())
+        derive(span, pricer=default_pricer())
         (layout,) = derive_module._LAYOUTS.values()
-    assert layout.fast is not None
+        calls = []
+        compiled = layout.fast_span
+        layout.fast_span = lambda *args: calls.append(args) or compiled(*args)
+        observation = derive(span, pricer=default_pricer())
+    assert layout.fast is not None and len(calls) == 1
     assert observation is not None
     assert observation.cost_basis == semconv.COST_BASIS_COMPUTED
     assert observation.cost_usd is not None and observation.cost_usd > 0
