@@ -55,11 +55,18 @@ def rollup_params(rows: Sequence[Sequence[Any]], idx: Sequence[int]) -> dict[str
     groups: dict[tuple[Any, ...], list[Any]] = {}
     log, min_ms, log_ratio, inf = math.log, MIN_MS, LOG_RATIO, math.inf
     epoch, minute_delta = _EPOCH, _MINUTE
+    # The minute of the previous row and its bounds: rows of a batch mostly share minutes,
+    # and two comparisons cost less than working the minute out again.
+    minute, minute_start, minute_end = 0, _EPOCH, _EPOCH
     for r in rows:
         (started, route, agent, model, provider, op, ok, fallback, duration, ttft,
          tokens_in, tokens_out, tokens_cached, tokens_reasoning, cost) = values(r)
         # Minutes since the epoch (an aware time of any zone; a naive one raises).
-        key = ((started - epoch) // minute_delta,
+        if not minute_start <= started < minute_end:
+            minute = (started - epoch) // minute_delta
+            minute_start = epoch + minute * minute_delta
+            minute_end = minute_start + minute_delta
+        key = (minute,
                "" if route is None else route, "" if agent is None else agent,
                "" if model is None else model, "" if provider is None else provider,
                "" if op is None else op)
