@@ -15,11 +15,10 @@ import time
 from types import TracebackType
 from typing import Any, Iterable, Mapping, Sequence
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from otel_llm import content, semconv
+from otel_llm import _context, content, semconv
 from otel_llm._async_with import AsyncWithToo
 from otel_llm._safety import report, swallow
 from otel_llm._tracer import tracer
@@ -209,7 +208,7 @@ class LLMCall(AsyncWithToo):
     def activate(self) -> None:
         """Make this call's span the current span (children nest under it)."""
         if self._token is None:
-            self._token = otel_context.attach(trace.set_span_in_context(self.span))
+            self._token = _context.attach(_context.with_span(self.span))
 
     def deactivate(self) -> None:
         """Undo :meth:`activate`; safe to call when not active."""
@@ -217,7 +216,7 @@ class LLMCall(AsyncWithToo):
         if token is not None:
             self._token = None
             try:
-                otel_context.detach(token)  # type: ignore[arg-type]
+                _context.detach(token)  # type: ignore[arg-type]
             except Exception as exc:  # noqa: BLE001
                 report("detaching the LLM span context", exc)
 
@@ -247,23 +246,23 @@ class LLMCall(AsyncWithToo):
             if value is not None:
                 pending[key] = value
 
-    def set_checked_response(
-        self, attributes: Mapping[str, Any], input_tokens: int | None, output_tokens: int | None
-    ) -> None:
+    def set_checked_response(self, attributes: Mapping[str, Any]) -> None:
         """Record response attributes a reader has already checked, in one step.
 
         For the readers of known response classes (:mod:`otel_llm.extract`): every value
         is of the type and range :meth:`set_response` and :meth:`set_usage` would store
-        (finish reasons a list of str, token counts non-negative ints), so the per-field
-        checks are not paid again. The finish reasons are known, so the tool-call count
-        is too; ``input_tokens``/``output_tokens`` are the counts the attributes carry.
+        (finish reasons a non-empty list of str, token counts non-negative ints), so the
+        per-field checks are not paid again. Finish reasons are given, so the tool-call
+        count is known too.
         """
         if self._ended:
             return
         self._pending.update(attributes)
         self._tool_calls_known = True
+        input_tokens = attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS)
         if input_tokens is not None:
             self._input_tokens = input_tokens
+        output_tokens = attributes.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)
         if output_tokens is not None:
             self._output_tokens = output_tokens
 

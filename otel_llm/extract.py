@@ -188,9 +188,61 @@ def _record_chat_completion_object(call: LLMCall, response: Any) -> None:
     if with_tools is not None:
         for message in with_tools:
             _record_openai_tool_calls(call, message)
+    _record_completion_totals(call, model, rid, reasons, usage)
+
+
+def _record_completion_totals(call: LLMCall, model: Any, rid: Any, reasons: list[Any], usage: Any) -> None:
+    """Model, id, finish reasons and usage of a chat completion (or a stream of chunk objects).
+
+    The usual answer — str model and id, one str finish reason, plain counts — is recorded
+    in one step; anything else field by field, each field checked.
+    """
+    if type(model) is str and type(rid) is str and len(reasons) == 1 and type(reasons[0]) is str:
+        attrs = {
+            semconv.GEN_AI_RESPONSE_MODEL: model,
+            semconv.GEN_AI_RESPONSE_ID: rid,
+            semconv.GEN_AI_RESPONSE_FINISH_REASONS: reasons,
+        }
+        if usage is None or _add_plain_usage(usage, attrs):
+            call.set_checked_response(attrs)
+            return
     call.set_response(model=model, id=rid, finish_reasons=reasons or None)
     if usage is not None:
         _record_completion_usage_object(call, usage)
+
+
+def _add_plain_usage(usage: Any, attrs: dict[str, Any]) -> bool:
+    """Add the counts of a chat completion usage object to ``attrs`` when every one is plain
+    (a non-negative int; the detailed ones may be absent); False, adding nothing, otherwise."""
+    try:
+        input_tokens = usage.prompt_tokens
+        output_tokens = usage.completion_tokens
+        in_details = usage.prompt_tokens_details
+        out_details = usage.completion_tokens_details
+        if in_details is not None:
+            cached = in_details.cached_tokens
+            written = in_details.cache_write_tokens
+        else:
+            cached = written = None
+        reasoning = out_details.reasoning_tokens if out_details is not None else None
+    except Exception:  # noqa: BLE001 - another shape: the general reader
+        return False
+    if not (
+        int is type(input_tokens) is type(output_tokens) and input_tokens >= 0 and output_tokens >= 0
+        and (cached is None or type(cached) is int and cached >= 0)
+        and (written is None or type(written) is int and written >= 0)
+        and (reasoning is None or type(reasoning) is int and reasoning >= 0)
+    ):
+        return False
+    attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
+    attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
+    if cached is not None:
+        attrs[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cached
+    if written is not None:
+        attrs[semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = written
+    if reasoning is not None:
+        attrs[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+    return True
 
 
 def _record_ollama_object(call: LLMCall, response: Any, messages: bool = True) -> None:
@@ -232,7 +284,7 @@ def _record_ollama_object(call: LLMCall, response: Any, messages: bool = True) -
             semconv.OTEL_LLM_OLLAMA_PROMPT_EVAL_DURATION: prompt_eval / _NS_PER_S,
             semconv.OTEL_LLM_OLLAMA_EVAL_DURATION: eval_ / _NS_PER_S,
             semconv.OTEL_LLM_OLLAMA_TOTAL_DURATION: total / _NS_PER_S,
-        }, input_tokens, output_tokens)
+        })
     else:
         _record_ollama_fields(call, model, reason, input_tokens, output_tokens, (load, prompt_eval, eval_, total))
     if tool_calls:
@@ -727,11 +779,11 @@ class StreamAccumulator:
         finish = self._finish
         # One choice (the usual case) needs no ordering.
         reasons = list(finish.values()) if len(finish) < 2 else [finish[i] for i in sorted(finish)]
-        call.set_response(model=self._model, id=self._id, finish_reasons=reasons or None)
-        if self._usage is not None:
-            if self._openai_cls is not None:  # chunks were chat chunk objects
-                _record_completion_usage_object(call, self._usage)
-            else:
+        if self._openai_cls is not None:  # chunks were chat chunk objects
+            _record_completion_totals(call, self._model, self._id, reasons, self._usage)
+        else:
+            call.set_response(model=self._model, id=self._id, finish_reasons=reasons or None)
+            if self._usage is not None:
                 _record_openai_usage(call, self._usage)
         if self._tools:
             for key in sorted(self._tools):
