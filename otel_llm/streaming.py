@@ -148,14 +148,6 @@ def _end(state: _StreamState, error: BaseException | None) -> None:
         report("ending a streamed LLM span", exc)
 
 
-def _attach(ctx: Any) -> object | None:
-    try:
-        return _context.attach(ctx)
-    except Exception as exc:  # noqa: BLE001
-        report("activating the LLM span for a chunk", exc)
-        return None
-
-
 def _first_chunk(state: _StreamState) -> None:
     state.first = False
     if state.ctx_once:
@@ -172,7 +164,12 @@ def _step(state: _StreamState, method: Callable[..., Any], *args: Any) -> Any:
     if state.done:
         return method(*args)
     ctx = state.ctx
-    token = _attach(ctx) if ctx is not None else None
+    token = None
+    if ctx is not None:
+        try:
+            token = _context.attach(ctx)
+        except Exception as exc:  # noqa: BLE001
+            report("activating the LLM span for a chunk", exc)
     try:
         chunk = method(*args)
     except StopIteration:
@@ -198,7 +195,12 @@ async def _astep(state: _StreamState, method: Callable[..., Any], *args: Any) ->
     if state.done:
         return await method(*args)
     ctx = state.ctx
-    token = _attach(ctx) if ctx is not None else None
+    token = None
+    if ctx is not None:
+        try:
+            token = _context.attach(ctx)
+        except Exception as exc:  # noqa: BLE001
+            report("activating the LLM span for a chunk", exc)
     try:
         chunk = await method(*args)
     except StopAsyncIteration:

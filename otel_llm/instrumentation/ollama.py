@@ -157,15 +157,9 @@ def _failed(call: LLMCall, own: bool, exc: BaseException) -> None:
             call.end(exc)
 
 
-def _answered(call: LLMCall, own: bool, capture: bool, result: Any, stream: bool, is_async: bool) -> Any:
+def _answered(call: LLMCall, own: bool, result: Any) -> Any:
+    """Record a whole (not streamed) answer and end the span when this instrumentation owns it."""
     try:
-        if stream:
-            # The client sends the request on the first read, so the span is current
-            # until the first chunk has been read (an HTTP client span then nests under
-            # it); later reads only parse the body.
-            if is_async:
-                return AsyncStreamWrapper(call, result, StreamAccumulator(capture), activate=UNTIL_FIRST_CHUNK)
-            return SyncStreamWrapper(call, result, StreamAccumulator(capture), activate=UNTIL_FIRST_CHUNK)
         record_response(call, result)  # what call.record_response does, without its indirection
     except Exception as exc:  # noqa: BLE001 - telemetry never breaks the call
         report("recording an Ollama response", exc)
@@ -188,7 +182,18 @@ def _request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[st
     except BaseException as exc:
         _failed(call, own, exc)
         raise
-    return _answered(call, own, capture, result, bool(kwargs.get("stream", False)), False)
+    if kwargs.get("stream", False):
+        # The client sends the request on the first read, so the span is current until
+        # the first chunk has been read (an HTTP client span then nests under it); later
+        # reads only parse the body.
+        try:
+            return SyncStreamWrapper(call, result, StreamAccumulator(capture), activate=UNTIL_FIRST_CHUNK)
+        except Exception as exc:  # noqa: BLE001 - telemetry never breaks the call
+            report("recording an Ollama response", exc)
+            if own:
+                call.end()
+            return result
+    return _answered(call, own, result)
 
 
 async def _arequest(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -205,7 +210,18 @@ async def _arequest(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: 
     except BaseException as exc:
         _failed(call, own, exc)
         raise
-    return _answered(call, own, capture, result, bool(kwargs.get("stream", False)), True)
+    if kwargs.get("stream", False):
+        # The client sends the request on the first read, so the span is current until
+        # the first chunk has been read (an HTTP client span then nests under it); later
+        # reads only parse the body.
+        try:
+            return AsyncStreamWrapper(call, result, StreamAccumulator(capture), activate=UNTIL_FIRST_CHUNK)
+        except Exception as exc:  # noqa: BLE001 - telemetry never breaks the call
+            report("recording an Ollama response", exc)
+            if own:
+                call.end()
+            return result
+    return _answered(call, own, result)
 
 
 def _client_module() -> Any:
