@@ -491,3 +491,28 @@ class AsyncStreamWrapper(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<AsyncStreamWrapper of {self._llm_state.stream!r}>"
+
+
+_new = object.__new__
+
+
+def wrap_sync(call: LLMCall, stream: Iterable[T], accumulator: ChunkAccumulator, activate: bool | str) -> SyncStreamWrapper[T]:
+    """``SyncStreamWrapper(call, stream, accumulator, activate=activate)``, made without the
+    class call: for the instrumentations' hot path, where calling the class (its keyword
+    argument takes CPython's slow call path) is a measurable share of a stream's cost."""
+    state = _StreamState(call, stream, accumulator, activate)
+    state.next = (stream if hasattr(type(stream), "__next__") else iter(stream)).__next__
+    wrapper = _new(SyncStreamWrapper)
+    _set(wrapper, "_llm_state", state)
+    return wrapper  # type: ignore[no-any-return]
+
+
+def wrap_async(
+    call: LLMCall, stream: AsyncIterable[T], accumulator: ChunkAccumulator, activate: bool | str
+) -> AsyncStreamWrapper[T]:
+    """``AsyncStreamWrapper(call, stream, accumulator, activate=activate)``, as :func:`wrap_sync`."""
+    state = _StreamState(call, stream, accumulator, activate)
+    state.next = (stream if hasattr(type(stream), "__anext__") else stream.__aiter__()).__anext__
+    wrapper = _new(AsyncStreamWrapper)
+    _set(wrapper, "_llm_state", state)
+    return wrapper  # type: ignore[no-any-return]

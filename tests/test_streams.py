@@ -19,7 +19,8 @@ from opentelemetry.trace import StatusCode
 from otel_llm import semconv
 from otel_llm.call import LLMCall
 from otel_llm.decorator import llm_call
-from otel_llm.streaming import AsyncStreamWrapper, ChunkHook, SyncStreamWrapper
+from otel_llm.extract import StreamAccumulator
+from otel_llm.streaming import AsyncStreamWrapper, ChunkHook, SyncStreamWrapper, wrap_async, wrap_sync
 from tests.conftest import collect_points
 from tests.fake_provider import CACHED_TOKENS, PROMPT_TOKENS, FakeProvider
 
@@ -358,6 +359,29 @@ def test_async_wrapper_over_an_async_iterable(spans, metric_reader, route):
     assert len(asyncio.run(main())) == 3
     assert ended_once(spans, metric_reader, route).attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
 
+
+
+def test_wrap_sync_makes_the_same_wrapper_as_the_class(spans, metric_reader, route):
+    call = LLMCall(provider="ollama", model="llama3.2", route=route, stream=True)
+    stream = wrap_sync(call, ollama_chunks(2), StreamAccumulator(), True)
+    assert type(stream) is SyncStreamWrapper and stream.__wrapped__ is not None
+    assert len(list(stream)) == 3
+    assert ended_once(spans, metric_reader, route).attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
+
+
+def test_wrap_async_makes_the_same_wrapper_as_the_class(spans, metric_reader, route):
+    async def gen():
+        for c in ollama_chunks(2):
+            yield c
+
+    async def main():
+        call = LLMCall(provider="ollama", model="llama3.2", route=route, stream=True)
+        astream = wrap_async(call, gen(), StreamAccumulator(), False)
+        assert type(astream) is AsyncStreamWrapper
+        return [c async for c in astream]
+
+    assert len(asyncio.run(main())) == 3
+    assert ended_once(spans, metric_reader, route).attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
 
 # --- real clients over HTTP returning streams -------------------------------------------------------
 @pytest.fixture(scope="module")

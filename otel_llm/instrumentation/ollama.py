@@ -47,7 +47,7 @@ from otel_llm.content import capture_enabled
 from otel_llm.extract import StreamAccumulator, record_response
 from otel_llm.instrumentation import _base
 from otel_llm.instrumentation.hosts import HostResolver
-from otel_llm.streaming import UNTIL_FIRST_CHUNK, AsyncStreamWrapper, SyncStreamWrapper
+from otel_llm.streaming import UNTIL_FIRST_CHUNK, wrap_async, wrap_sync
 
 _INSTRUMENTS = ("ollama >= 0.4",)
 
@@ -187,7 +187,7 @@ def _request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[st
         # the first chunk has been read (an HTTP client span then nests under it); later
         # reads only parse the body.
         try:
-            return SyncStreamWrapper(call, result, StreamAccumulator(capture), activate=UNTIL_FIRST_CHUNK)
+            return wrap_sync(call, result, StreamAccumulator(capture), UNTIL_FIRST_CHUNK)
         except Exception as exc:  # noqa: BLE001 - telemetry never breaks the call
             report("recording an Ollama response", exc)
             if own:
@@ -215,7 +215,7 @@ async def _arequest(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: 
         # the first chunk has been read (an HTTP client span then nests under it); later
         # reads only parse the body.
         try:
-            return AsyncStreamWrapper(call, result, StreamAccumulator(capture), activate=UNTIL_FIRST_CHUNK)
+            return wrap_async(call, result, StreamAccumulator(capture), UNTIL_FIRST_CHUNK)
         except Exception as exc:  # noqa: BLE001 - telemetry never breaks the call
             report("recording an Ollama response", exc)
             if own:

@@ -71,7 +71,7 @@ from otel_llm.content import capture_enabled
 from otel_llm.extract import StreamAccumulator, record_response
 from otel_llm.instrumentation import _base
 from otel_llm.instrumentation.hosts import Identity
-from otel_llm.streaming import AsyncStreamWrapper, SyncStreamWrapper
+from otel_llm.streaming import AsyncStreamWrapper, SyncStreamWrapper, wrap_async, wrap_sync
 
 _INSTRUMENTS = ("openai >= 1.40",)
 
@@ -270,9 +270,9 @@ class _LogicalCall:
             # The request was sent while the attempt's span was current; reading the body
             # opens no spans, so the span need not be made current for every chunk.
             if kind is _SYNC_STREAM:
-                return SyncStreamWrapper(call, result, StreamAccumulator(self.capture), activate=False)
+                return wrap_sync(call, result, StreamAccumulator(self.capture), False)
             if kind is _ASYNC_STREAM:
-                return AsyncStreamWrapper(call, result, StreamAccumulator(self.capture), activate=False)
+                return wrap_async(call, result, StreamAccumulator(self.capture), False)
             if kind is _RAW:
                 _record_raw(call, result)
             else:
