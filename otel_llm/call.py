@@ -25,6 +25,7 @@ from otel_llm._tracer import tracer
 from otel_llm.extract import record_response as read_response
 from otel_llm.metrics import METRIC_ATTRIBUTE_KEYS, metrics_enabled, record_call
 from otel_llm.scope import EMPTY_SCOPE, current_scope
+from otel_llm.scope import _current as _current_scope  # read per call: the variable itself, one call less
 
 _VALID_OPERATIONS = frozenset(semconv.INFERENCE_OPERATIONS)
 _CLIENT = SpanKind.CLIENT
@@ -170,7 +171,7 @@ class LLMCall(AsyncWithToo):
         not change it afterwards.
         """
         self = cls.__new__(cls)
-        scope = current_scope()
+        scope = _current_scope.get()
         if scope is not EMPTY_SCOPE:
             merged = scope.attributes()
             merged.update(attributes)

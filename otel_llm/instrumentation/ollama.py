@@ -107,6 +107,29 @@ def input_messages(path: str, body: Mapping[str, Any]) -> Any:
     return None
 
 
+#: HTTP client class -> whether its ``base_url`` is httpx's own property, which only
+#: returns ``_base_url`` (decided once per class): then that attribute is read directly,
+#: one call less per request.
+_PLAIN_BASE_URL: dict[type, bool] = {}
+
+
+def _base_url(client: Any) -> Any:
+    """The HTTP client's base URL, read through its property (and the class remembered)."""
+    cls = type(client)
+    if cls not in _PLAIN_BASE_URL and len(_PLAIN_BASE_URL) < 256:
+        try:
+            import httpx
+
+            own = getattr(httpx.Client, "base_url", None)
+            _PLAIN_BASE_URL[cls] = (
+                isinstance(own, property) and getattr(cls, "base_url", None) is own
+                and client.base_url is client._base_url
+            )
+        except Exception:  # noqa: BLE001 - another client layout: read the property
+            _PLAIN_BASE_URL[cls] = False
+    return client.base_url
+
+
 def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[LLMCall, bool, bool] | None:
     """The call to record ``_request(cls, method, path, json=..., stream=...)`` on, whether this
     instrumentation owns its end, and whether content is captured; None to pass through."""
@@ -123,7 +146,8 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tupl
     resolver = _resolver
     if resolver is None:
         resolver = _set_resolver(None)
-    ident = resolver.identity(instance._client.base_url)
+    client = instance._client
+    ident = resolver.identity(client._base_url if _PLAIN_BASE_URL.get(type(client)) else _base_url(client))
     tools = body.get("tools")  # the client always sends a list; [] is none
     tools = (len(tools) if type(tools) is list else _base.count(tools)) or None
     capture = capture_enabled()
