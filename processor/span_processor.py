@@ -16,10 +16,10 @@ handed over. Each whole batch derived ahead is also handed to the exporter's opt
 ``prepare`` there (see :mod:`exporters.base`), so that the export thread, whose work is
 the pipeline's critical path, only talks to the destination.
 
-Derivation is pure Python and holds the interpreter lock, so the worker lets go of it
-every few spans (:mod:`processor.interpreter`): the export thread, back from its
-database, and the application's threads then get it within tens of microseconds rather
-than after the interpreter's 5 ms switch interval.
+Derivation is pure Python and holds the interpreter lock, so while an export is in
+flight the worker hands the lock over every few dozen spans (:mod:`processor.interpreter`):
+the export thread, back from its database, then waits for it a fraction of a millisecond
+rather than the interpreter's 5 ms switch interval each time.
 
 Outcomes are handled in order, as if sequential:
 
@@ -72,7 +72,7 @@ from exporters.base import ExportResult, ObservationExporter
 from otel_llm import semconv
 from otel_llm._safety import report
 from processor.derive import MalformedSpan, Pricer, derive, is_candidate, span_attributes
-from processor.interpreter import YIELD_EVERY_SPANS, let_go
+from processor.interpreter import HAND_OVER_EVERY_SPANS, hand_over
 from processor.observation import RouteObservation
 
 DEFAULT_MAX_QUEUE = 8192
@@ -446,7 +446,7 @@ class RouteObservationProcessor(SpanProcessor):
         batch = ready[:]
         ready.clear()
         queue = self._queue
-        for i in range(1, self._batch_size - len(batch) + 1):
+        for _ in range(self._batch_size - len(batch)):
             try:
                 item = queue.popleft()
             except IndexError:
@@ -456,8 +456,6 @@ class RouteObservationProcessor(SpanProcessor):
             observation = self._derive(item)
             if observation is not None:
                 batch.append(observation)
-            if i % YIELD_EVERY_SPANS == 0:
-                let_go()
         return batch, None
 
     def _derive(self, span: ReadableSpan) -> RouteObservation | None:
@@ -499,10 +497,9 @@ class RouteObservationProcessor(SpanProcessor):
                     self._batches.append(self._prepare(ready[:]))
                     self._batched += len(ready)
                     ready.clear()
-                    let_go()
             derived += 1
-            if derived % YIELD_EVERY_SPANS == 0:
-                let_go()
+            if derived % HAND_OVER_EVERY_SPANS == 0:
+                hand_over()  # the export thread, back from its database, takes the lock now
 
     def _prepare(self, batch: list[RouteObservation]) -> Sequence[RouteObservation]:
         """The exporter's ``prepare`` of ``batch``, when it has one (see :mod:`exporters.base`)."""

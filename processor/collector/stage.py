@@ -17,8 +17,8 @@ The same class runs in the collector's process or in a worker process of its own
 
 Exports run on a thread of the stage's own, in order, while the caller's thread derives
 the next ready traces: a database exporter spends much of a batch waiting on its server,
-and that time goes to derivation (which lets go of the interpreter every few spans, see
-:mod:`processor.interpreter`). At most :data:`EXPORTS_AHEAD` derived batches wait for
+and that time goes to derivation (which hands the interpreter lock over every few dozen
+spans while an export is in flight, see :mod:`processor.interpreter`). At most :data:`EXPORTS_AHEAD` derived batches wait for
 or are in that thread; beyond that :meth:`Stage.step` waits, as it did when it exported
 itself, so memory stays bounded and a slow database still slows the log's reader.
 """
@@ -35,7 +35,7 @@ from typing import Any, Sequence
 from exporters.base import ExportResult, ObservationExporter
 from processor.collector.otlp import MalformedBody, span_records
 from processor.derive import Pricer
-from processor.interpreter import YIELD_EVERY_SPANS, let_go
+from processor.interpreter import HAND_OVER_EVERY_SPANS, hand_over
 from processor.observation import RouteObservation
 from processor.trace_inference import SpanRecord, TraceBuffer, derive_trace
 
@@ -197,13 +197,12 @@ class Stage:
     def _derive(self, ready: Sequence[tuple[list[SpanRecord], Any]]) -> list[RouteObservation]:
         observations: list[RouteObservation] = []
         counts = self.counts
-        since_yield = 0
+        since = 0
         for spans, _tokens in ready:
-            # The export thread, back from its database, gets the interpreter at once.
-            since_yield += len(spans)
-            if since_yield >= YIELD_EVERY_SPANS:
-                let_go()
-                since_yield = 0
+            since += len(spans)
+            if since >= HAND_OVER_EVERY_SPANS and self._in_flight:
+                hand_over()  # the export thread, back from its database, takes the lock now
+                since = 0
             try:
                 result = derive_trace(spans, capture_content=self.capture_content, pricer=self.pricer)
             except Exception as exc:  # noqa: BLE001 - a trace that breaks derivation is skipped, not retried
