@@ -66,7 +66,7 @@ from otel_llm import semconv
 from processor import aliases
 from processor.observation import COLUMNS, RouteObservation, make_observation
 from processor.pricing import PriceBook
-from processor.derive_compiled import compile_fast_path
+from processor.derive_compiled import compile_fast_path, read_lines
 from processor.providers import is_local, normalize_provider
 
 #: Computes a call's cost from its observation (tokens, provider, model, time), or None.
@@ -587,15 +587,7 @@ def _compile_reader(reads: Sequence[tuple[str, str, int, Callable[[Any], Any], i
     """
     lines = ["def read(attrs):", " values = {}", " ranks = {}", " failed = None"]
     for i, (_key, field, rank, _conv, inline, ranked) in enumerate(reads):
-        lines.append(f" r = attrs[K[{i}]]")
-        if inline == 1:
-            lines.append(f" v = (r.strip() or None) if type(r) is str else C[{i}](r)")
-        elif inline == 2:
-            lines.append(f" v = (r if r >= 0 else None) if type(r) is int else C[{i}](r)")
-        elif inline == 3:
-            lines.append(f" v = r if type(r) is bool else C[{i}](r)")
-        else:
-            lines.append(f" v = C[{i}](r)")
+        lines += read_lines(i, inline, "v")
         lines.append(" if v is None:")
         lines.append(f"  if not (type(r) is str and not r.strip()): failed = [{i}] if failed is None else failed + [{i}]")
         if not ranked:

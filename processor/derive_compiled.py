@@ -36,6 +36,21 @@ _PLAIN_FIELDS = (
 )
 
 
+def read_lines(i: int, inline: int, target: str) -> list[str]:
+    """Generated source reading the ``i``-th read's raw value into ``r`` and its converted
+    value into ``target``: the converters' usual case (1: text, 2: count, 3: flag) inline,
+    the converter ``C[i]`` otherwise. Shared with :func:`processor.derive._compile_reader`."""
+    if inline == 1:
+        convert = f"(r.strip() or None) if type(r) is str else C[{i}](r)"
+    elif inline == 2:
+        convert = f"(r if r >= 0 else None) if type(r) is int else C[{i}](r)"
+    elif inline == 3:
+        convert = f"r if type(r) is bool else C[{i}](r)"
+    else:
+        convert = f"C[{i}](r)"
+    return [f" r = attrs[K[{i}]]", f" {target} = {convert}"]
+
+
 def _eligible(keys: Sequence[str], layout: Any, h: Mapping[str, Any]) -> bool:
     """Whether spans of this layout can take the compiled path: no name that sends the
     general path down a branch the compiled one leaves out."""
@@ -124,15 +139,7 @@ def _body(keys: Sequence[str], layout: Any, h: Mapping[str, Any]) -> list[str]:
     # 1. Every read, as the general path does them all: one unusable value and this is
     #    not the usual span (the general path reports it).
     for i, (_key, _field, _rank, _conv, inline, _ranked) in enumerate(reads):
-        lines.append(f" r = attrs[K[{i}]]")
-        if inline == 1:
-            lines.append(f" v{i} = (r.strip() or None) if type(r) is str else C[{i}](r)")
-        elif inline == 2:
-            lines.append(f" v{i} = (r if r >= 0 else None) if type(r) is int else C[{i}](r)")
-        elif inline == 3:
-            lines.append(f" v{i} = r if type(r) is bool else C[{i}](r)")
-        else:
-            lines.append(f" v{i} = C[{i}](r)")
+        lines += read_lines(i, inline, f"v{i}")
         lines.append(f" if v{i} is None and not (type(r) is str and not r.strip()): return GIVE_UP")
     # 2. Each field: the usable value of the best-ranked attribute feeding it.
     feeders: dict[str, list[tuple[int, int]]] = {}
