@@ -438,11 +438,9 @@ class RouteObservationProcessor(SpanProcessor):
             batch = self._batches.popleft()
             self._batched -= len(batch)
             return batch, None
+        # Derivation ahead moves every whole batch to ``_batches``: what is ready here is
+        # the start of one batch at most.
         ready = self._ready
-        if len(ready) >= self._batch_size:
-            batch = ready[:self._batch_size]
-            del ready[:self._batch_size]
-            return batch, None
         batch = ready[:]
         ready.clear()
         queue = self._queue
