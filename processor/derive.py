@@ -849,9 +849,11 @@ def _exception_type(events: Iterable[Any]) -> str | None:
     return found
 
 
-def _price(pricer: Pricer, observation: RouteObservation) -> Decimal | None:
+def _price(pricer: Callable[..., Any], *args: Any) -> Decimal | None:
+    """``pricer(*args)`` as money (a pricer with an observation, or a price book's
+    ``price_fields`` with the fields); None, reported, when it raises."""
     try:
-        return _money(pricer(observation))
+        return _money(pricer(*args))
     except Exception as exc:  # noqa: BLE001 - a pricing bug must not lose the observation
         from otel_llm._safety import report
 
@@ -1110,10 +1112,7 @@ def _derive(
             continue
         if len(kept) >= MAX_ATTRIBUTES:
             break
-        value = attrs[key]
-        kind = type(value)
-        kept[key] = value if kind is int or kind is bool or (kind is str and len(value) <= MAX_VALUE_CHARS) \
-            or (kind is float and math.isfinite(value)) else _jsonable(value)
+        kept[key] = _keep_value(attrs[key])
     if reader.invalid:
         kept[semconv.OTEL_LLM_INVALID_FIELDS] = sorted(reader.invalid)
 
@@ -1175,18 +1174,6 @@ def _derive(
     return _price_into(observation, pricer) if use_pricer and pricer is not None else observation
 
 
-def _price_fields(pricer: PriceBook, *fields: Any) -> Decimal | None:
-    """:func:`_price` for a :class:`~processor.pricing.PriceBook` given the fields, before
-    the observation is made (for compiled code)."""
-    try:
-        return _money(pricer.price_fields(*fields))
-    except Exception as exc:  # noqa: BLE001 - a pricing bug must not lose the observation
-        from otel_llm._safety import report
-
-        report("pricing a route observation", exc)
-        return None
-
-
 def _keep_value(value: Any) -> Any:
     """An attribute value as ``attributes`` keeps it (the general path's rule, for compiled code)."""
     kind = type(value)
@@ -1227,7 +1214,7 @@ _FAST_PATH_HELPERS: Mapping[str, Any] = MappingProxyType({
     "timedelta": timedelta,
     "PRICE_INTO": _price_into,
     "PRICE_BOOK": PriceBook,
-    "PRICE_FIELDS": _price_fields,
+    "PRICE": _price,
     "BASIS_COMPUTED": semconv.COST_BASIS_COMPUTED,
     "OPERATION_KEY": semconv.GEN_AI_OPERATION_NAME,
     "OPERATION_VALUE": _operation_value,
