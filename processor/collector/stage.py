@@ -18,9 +18,10 @@ The same class runs in the collector's process or in a worker process of its own
 Exports run on a thread of the stage's own, in order, while the caller's thread derives
 the next ready traces: a database exporter spends much of a batch waiting on its server,
 and that time goes to derivation (which hands the interpreter lock over every few dozen
-spans while an export is in flight, see :mod:`processor.interpreter`). At most :data:`EXPORTS_AHEAD` derived batches wait for
-or are in that thread; beyond that :meth:`Stage.step` waits, as it did when it exported
-itself, so memory stays bounded and a slow database still slows the log's reader.
+spans while an export is in flight, see :mod:`processor.interpreter`). At most
+:data:`EXPORTS_AHEAD` derived batches wait for or are in that thread; beyond that
+:meth:`Stage.step` waits, as it did when it exported itself, so memory stays bounded and
+a slow database still slows the log's reader.
 """
 
 from __future__ import annotations
