@@ -33,7 +33,7 @@ answered, ``http.response.status_code``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import wrapt
@@ -192,6 +192,21 @@ def _answered(call: LLMCall, own: bool, result: Any) -> Any:
     return result
 
 
+def _streamed(call: LLMCall, own: bool, capture: bool, result: Any, wrap: Callable[..., Any]) -> Any:
+    """A streamed answer, wrapped (``wrap_sync``/``wrap_async``) so that its span ends with it.
+
+    The client sends the request on the first read, so the span is current until the
+    first chunk has been read (an HTTP client span then nests under it); later reads only
+    parse the body."""
+    try:
+        return wrap(call, result, StreamAccumulator(capture), UNTIL_FIRST_CHUNK)
+    except Exception as exc:  # noqa: BLE001 - telemetry never breaks the call
+        report("recording an Ollama response", exc)
+        if own:
+            call.end()
+        return result
+
+
 def _request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     try:
         started = _start(instance, args, kwargs)
@@ -207,16 +222,7 @@ def _request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[st
         _failed(call, own, exc)
         raise
     if kwargs.get("stream", False):
-        # The client sends the request on the first read, so the span is current until
-        # the first chunk has been read (an HTTP client span then nests under it); later
-        # reads only parse the body.
-        try:
-            return wrap_sync(call, result, StreamAccumulator(capture), UNTIL_FIRST_CHUNK)
-        except Exception as exc:  # noqa: BLE001 - telemetry never breaks the call
-            report("recording an Ollama response", exc)
-            if own:
-                call.end()
-            return result
+        return _streamed(call, own, capture, result, wrap_sync)
     return _answered(call, own, result)
 
 
@@ -235,16 +241,7 @@ async def _arequest(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: 
         _failed(call, own, exc)
         raise
     if kwargs.get("stream", False):
-        # The client sends the request on the first read, so the span is current until
-        # the first chunk has been read (an HTTP client span then nests under it); later
-        # reads only parse the body.
-        try:
-            return wrap_async(call, result, StreamAccumulator(capture), UNTIL_FIRST_CHUNK)
-        except Exception as exc:  # noqa: BLE001 - telemetry never breaks the call
-            report("recording an Ollama response", exc)
-            if own:
-                call.end()
-            return result
+        return _streamed(call, own, capture, result, wrap_async)
     return _answered(call, own, result)
 
 
