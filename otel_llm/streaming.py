@@ -159,17 +159,33 @@ def _first_chunk(state: _StreamState) -> None:
         report("recording time to first chunk", exc)
 
 
+def _enter(state: _StreamState) -> Any:
+    """Make the call's span current for one step when the stream asks for it; the token."""
+    ctx = state.ctx
+    if ctx is None:
+        return None
+    try:
+        return _context.attach(ctx)
+    except Exception as exc:  # noqa: BLE001
+        report("activating the LLM span for a chunk", exc)
+        return None
+
+
+def _received(state: _StreamState, chunk: Any) -> None:
+    """A chunk came through the general step: its time if first, then the accumulator."""
+    if state.first:
+        _first_chunk(state)
+    try:
+        state.add(chunk)
+    except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
+        report("reading a stream chunk", exc)
+
+
 def _step(state: _StreamState, method: Callable[..., Any], *args: Any) -> Any:
     """The general step of a sync stream (see :attr:`_StreamState.slow`)."""
     if state.done:
         return method(*args)
-    ctx = state.ctx
-    token = None
-    if ctx is not None:
-        try:
-            token = _context.attach(ctx)
-        except Exception as exc:  # noqa: BLE001
-            report("activating the LLM span for a chunk", exc)
+    token = _enter(state)
     try:
         chunk = method(*args)
     except StopIteration:
@@ -181,12 +197,7 @@ def _step(state: _StreamState, method: Callable[..., Any], *args: Any) -> Any:
     finally:
         if token is not None:
             _context.detach(token)  # type: ignore[arg-type]
-    if state.first:
-        _first_chunk(state)
-    try:
-        state.add(chunk)
-    except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
-        report("reading a stream chunk", exc)
+    _received(state, chunk)
     return chunk
 
 
@@ -194,13 +205,7 @@ async def _astep(state: _StreamState, method: Callable[..., Any], *args: Any) ->
     """The general step of an async stream, as :func:`_step`."""
     if state.done:
         return await method(*args)
-    ctx = state.ctx
-    token = None
-    if ctx is not None:
-        try:
-            token = _context.attach(ctx)
-        except Exception as exc:  # noqa: BLE001
-            report("activating the LLM span for a chunk", exc)
+    token = _enter(state)
     try:
         chunk = await method(*args)
     except StopAsyncIteration:
@@ -212,12 +217,7 @@ async def _astep(state: _StreamState, method: Callable[..., Any], *args: Any) ->
     finally:
         if token is not None:
             _context.detach(token)  # type: ignore[arg-type]
-    if state.first:
-        _first_chunk(state)
-    try:
-        state.add(chunk)
-    except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
-        report("reading a stream chunk", exc)
+    _received(state, chunk)
     return chunk
 
 
