@@ -10,6 +10,7 @@ alias name with usable, blank and unusable values.
 from __future__ import annotations
 
 import contextlib
+import logging
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
@@ -107,6 +108,10 @@ def our_span(spans: Any, **changes: Any) -> Any:
     return next(s for s in reversed(spans.get_finished_spans()) if s.context.span_id == call.span.get_span_context().span_id)
 
 
+def _raising_pricer(observation: RouteObservation) -> Decimal:
+    raise LookupError("no price for this model")
+
+
 @pytest.mark.parametrize("changes", [
     {},
     {"fail": True},
@@ -121,10 +126,11 @@ def our_span(spans: Any, **changes: Any) -> Any:
     {semconv.OTEL_LLM_COST_USD: 0.25},  # a reported cost: the general path's branch
     {semconv.SERVICE_NAME: "from-span"},
 ])
-@pytest.mark.parametrize("pricer", [None, "library", "callable"])
+@pytest.mark.parametrize("pricer", [None, "library", "callable", "raising"])
 def test_our_own_spans_derive_the_same(spans: Any, changes: dict[str, Any], pricer: Any) -> None:
     span = our_span(spans, **changes)
-    price = {None: None, "library": default_pricer(), "callable": lambda obs: Decimal("0.5")}[pricer]
+    price = {None: None, "library": default_pricer(), "callable": lambda obs: Decimal("0.5"),
+             "raising": _raising_pricer}[pricer]
     compiled, general = both_ways(derive, span, pricer=price)
     assert_same(compiled, general)
 
@@ -143,6 +149,20 @@ def test_the_usual_span_takes_the_compiled_path_and_is_priced(spans: Any) -> Non
     assert observation.cost_basis == semconv.COST_BASIS_COMPUTED
     assert observation.cost_usd is not None and observation.cost_usd > 0
     assert observation.computed_cost_usd == observation.cost_usd
+
+
+def test_a_raising_pricer_on_the_compiled_path_leaves_the_cost_unknown_and_says_so(spans: Any, caplog: Any) -> None:
+    from otel_llm._safety import reset_for_tests
+
+    span = our_span(spans)
+    with fresh_layouts():
+        derive(span)  # compiles the layout
+        reset_for_tests()
+        with caplog.at_level(logging.WARNING, logger="otel_llm"):
+            observation = derive(span, pricer=_raising_pricer)
+    assert observation is not None
+    assert (observation.cost_usd, observation.cost_basis, observation.computed_cost_usd) == (None, "unknown", None)
+    assert "no price for this model" in caplog.text
 
 
 # --- generated attribute sets ---------------------------------------------------------------
