@@ -194,8 +194,11 @@ def _record_chat_completion_object(call: LLMCall, response: Any) -> None:
 def _record_completion_totals(call: LLMCall, model: Any, rid: Any, reasons: list[Any], usage: Any) -> None:
     """Model, id, finish reasons and usage of a chat completion (or a stream of chunk objects).
 
-    The usual answer — str model and id, one str finish reason, plain counts — is recorded
-    in one step; anything else field by field, each field checked.
+    The usual answer — str model and id, one str finish reason, a usage object whose
+    counts are all plain non-negative ints (the detailed ones may be absent) — is
+    recorded in one step, read here in one function (each further call on this path is
+    a measurable share of an instrumented call); anything else field by field, each
+    field checked.
     """
     if type(model) is str and type(rid) is str and len(reasons) == 1 and type(reasons[0]) is str:
         attrs = {
@@ -203,46 +206,42 @@ def _record_completion_totals(call: LLMCall, model: Any, rid: Any, reasons: list
             semconv.GEN_AI_RESPONSE_ID: rid,
             semconv.GEN_AI_RESPONSE_FINISH_REASONS: reasons,
         }
-        if usage is None or _add_plain_usage(usage, attrs):
+        if usage is None:
+            call.set_checked_response(attrs)
+            return
+        try:
+            input_tokens = usage.prompt_tokens
+            output_tokens = usage.completion_tokens
+            in_details = usage.prompt_tokens_details
+            out_details = usage.completion_tokens_details
+            if in_details is not None:
+                cached = in_details.cached_tokens
+                written = in_details.cache_write_tokens
+            else:
+                cached = written = None
+            reasoning = out_details.reasoning_tokens if out_details is not None else None
+            plain = (
+                int is type(input_tokens) is type(output_tokens) and input_tokens >= 0 and output_tokens >= 0
+                and (cached is None or type(cached) is int and cached >= 0)
+                and (written is None or type(written) is int and written >= 0)
+                and (reasoning is None or type(reasoning) is int and reasoning >= 0)
+            )
+        except Exception:  # noqa: BLE001 - another shape: the general reader
+            plain = False
+        if plain:
+            attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
+            attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
+            if cached is not None:
+                attrs[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cached
+            if written is not None:
+                attrs[semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = written
+            if reasoning is not None:
+                attrs[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
             call.set_checked_response(attrs)
             return
     call.set_response(model=model, id=rid, finish_reasons=reasons or None)
     if usage is not None:
         _record_completion_usage_object(call, usage)
-
-
-def _add_plain_usage(usage: Any, attrs: dict[str, Any]) -> bool:
-    """Add the counts of a chat completion usage object to ``attrs`` when every one is plain
-    (a non-negative int; the detailed ones may be absent); False, adding nothing, otherwise."""
-    try:
-        input_tokens = usage.prompt_tokens
-        output_tokens = usage.completion_tokens
-        in_details = usage.prompt_tokens_details
-        out_details = usage.completion_tokens_details
-        if in_details is not None:
-            cached = in_details.cached_tokens
-            written = in_details.cache_write_tokens
-        else:
-            cached = written = None
-        reasoning = out_details.reasoning_tokens if out_details is not None else None
-    except Exception:  # noqa: BLE001 - another shape: the general reader
-        return False
-    if not (
-        int is type(input_tokens) is type(output_tokens) and input_tokens >= 0 and output_tokens >= 0
-        and (cached is None or type(cached) is int and cached >= 0)
-        and (written is None or type(written) is int and written >= 0)
-        and (reasoning is None or type(reasoning) is int and reasoning >= 0)
-    ):
-        return False
-    attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
-    attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
-    if cached is not None:
-        attrs[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cached
-    if written is not None:
-        attrs[semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = written
-    if reasoning is not None:
-        attrs[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
-    return True
 
 
 def _record_ollama_object(call: LLMCall, response: Any, messages: bool = True) -> None:
@@ -764,6 +763,16 @@ class StreamAccumulator:
     def finish(self, call: LLMCall) -> None:
         """Record everything accumulated on ``call``; never raises. Call once, at the end."""
         try:
+            if self._openai_cls is not None and not self._tools and not self._capture and len(self._finish) < 2:
+                # The usual OpenAI stream (chat chunk objects, one choice, no tool calls,
+                # content not captured): its totals at once. A stream has one kind of chunk.
+                _record_completion_totals(call, self._model, self._id, list(self._finish.values()), self._usage)
+                return
+            final = self._ollama_final
+            if final is not None and type(final) is self._ollama_cls and not self._ollama_tools:
+                # The usual Ollama stream (chat chunk objects ending in a done chunk, no tool calls).
+                _record_ollama_object(call, final, messages=False)
+                return
             # Each part is recorded only when its chunks were seen (a stream has one kind).
             if (self._model is not None or self._id is not None or self._finish or self._usage is not None
                     or self._tools):

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import inspect
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, AsyncIterable, Callable, Generic, Iterable, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncIterable, Callable, Generic, Iterable, Iterator, Protocol, TypeVar
 
 from otel_llm import _context
 from otel_llm._safety import report
@@ -113,7 +113,7 @@ class _StreamState:
     write on it. One is made per stream.
     """
 
-    __slots__ = ("call", "stream", "next", "acc", "add", "ctx", "ctx_once", "done", "first", "slow")
+    __slots__ = ("call", "stream", "next", "acc", "add", "ctx", "ctx_once", "done", "first", "slow", "iterator")
 
     def __init__(self, call: LLMCall, stream: Any, accumulator: Any, activate: bool | str) -> None:
         self.call = call
@@ -129,6 +129,9 @@ class _StreamState:
         # the first chunk), for every chunk when the span is made current per chunk, and
         # after the end; every other chunk takes the short path of ``__next__`` / ``__anext__``.
         self.slow = True
+        #: The iterator made from the stream when the stream is only iterable (not an
+        #: iterator itself), else None.
+        self.iterator: Any = None
 
 
 def _end(state: _StreamState, error: BaseException | None) -> None:
@@ -221,6 +224,27 @@ async def _astep(state: _StreamState, method: Callable[..., Any], *args: Any) ->
     return chunk
 
 
+def _read_from(state: _StreamState, stream: Any) -> None:
+    """Set where a sync wrapper reads chunks: the stream itself when it is an iterator,
+    else one iterator made from it now (an iterable must not start again)."""
+    if hasattr(type(stream), "__next__"):
+        state.next = stream.__next__
+    else:
+        state.iterator = iterator = iter(stream)
+        state.next = iterator.__next__
+
+
+def _rest(state: _StreamState) -> Iterator[Any]:
+    """The stream's remaining chunks after the span has ended, read as they are."""
+    step = state.next
+    while True:
+        try:
+            chunk = step()  # type: ignore[misc]
+        except StopIteration:
+            return
+        yield chunk
+
+
 class SyncStreamWrapper(Generic[T]):
     """A transparent proxy over a sync stream that ends ``call``'s span exactly once.
 
@@ -246,13 +270,91 @@ class SyncStreamWrapper(Generic[T]):
         activate: bool | str = True,
     ) -> None:
         state = _StreamState(call, stream, accumulator if accumulator is not None else StreamAccumulator(), activate)
-        iterator = stream if hasattr(type(stream), "__next__") else iter(stream)
-        state.next = iterator.__next__
+        _read_from(state, stream)
         _set(self, "_llm_state", state)
 
     # --- iteration -----------------------------------------------------------------------
-    def __iter__(self) -> "SyncStreamWrapper[T]":
-        return self
+    def __iter__(self) -> Iterator[T]:
+        """What ``for chunk in wrapper`` runs: a generator over the wrapper's chunks.
+
+        A ``for`` loop resumes a generator without a Python call per chunk, where calling
+        the wrapper's ``__next__`` is one (and, for an OpenAI ``Stream``, its own
+        ``__next__`` another). The usual stream's whole life is in this one function —
+        the first chunk (its time, the span current while it is read when asked), the
+        rest read from the stream's own iterator in a plain loop, the end — because on
+        the hot path each further function a call passes through costs more than its
+        few instructions: the application runs between chunks, and each one is cold.
+        Steps that need the general path (the span current for every chunk, after the
+        end) take it.
+
+        The generator holds the wrapper, so that a stream the consumer does not keep
+        lives as long as the loop. Leaving the loop early (``break``, an exception of the
+        consumer's) closes only this generator: the span ends when the wrapper is closed
+        or collected, as with ``__next__``. Only an exception from the stream itself ends
+        it here, failed.
+        """
+        state = self._llm_state
+        if state.first and not state.done:
+            # The first chunk: the general step (_step, _received, _first_chunk) written out.
+            ctx = state.ctx
+            token = None
+            if ctx is not None:
+                try:
+                    token = _context.attach(ctx)
+                except Exception as exc:  # noqa: BLE001
+                    report("activating the LLM span for a chunk", exc)
+            try:
+                chunk = state.next()  # type: ignore[misc]
+            except StopIteration:
+                _end(state, None)
+                return
+            except BaseException as exc:
+                _end(state, exc)
+                raise
+            finally:
+                if token is not None:
+                    _context.detach(token)  # type: ignore[arg-type]
+            state.first = False
+            if state.ctx_once:
+                state.ctx = None
+            state.slow = state.ctx is not None or state.done
+            try:
+                state.call.first_chunk()
+                state.add(chunk)
+            except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
+                report("reading a stream chunk", exc)
+            yield chunk
+        while state.slow:
+            if state.done:  # after the end: the stream's own steps, nothing recorded
+                yield from _rest(state)
+                return
+            try:
+                chunk = _step(state, state.next)  # type: ignore[arg-type]
+            except StopIteration:
+                return
+            yield chunk
+        add = state.add
+        reading = True
+        try:
+            # The stream's own iterator: ``iter(stream)`` for an iterator (an OpenAI
+            # ``Stream``'s is a generator over the same source as its ``__next__``), the
+            # one made at wrapping for an iterable, which must not start again.
+            for chunk in state.iterator if state.iterator is not None else iter(state.stream):
+                reading = False
+                try:
+                    add(chunk)
+                except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
+                    report("reading a stream chunk", exc)
+                yield chunk
+                if state.slow:  # ended while the consumer held the chunk (close() in the loop)
+                    yield from _rest(state)
+                    return
+                reading = True
+        except BaseException as exc:
+            if reading:  # raised by the stream, not thrown into this generator
+                _end(state, exc)
+            raise
+        _end(state, None)
 
     def __next__(self) -> T:
         state = self._llm_state
@@ -501,7 +603,7 @@ def wrap_sync(call: LLMCall, stream: Iterable[T], accumulator: ChunkAccumulator,
     class call: for the instrumentations' hot path, where calling the class (its keyword
     argument takes CPython's slow call path) is a measurable share of a stream's cost."""
     state = _StreamState(call, stream, accumulator, activate)
-    state.next = (stream if hasattr(type(stream), "__next__") else iter(stream)).__next__
+    _read_from(state, stream)
     wrapper = _new(SyncStreamWrapper)
     _set(wrapper, "_llm_state", state)
     return wrapper  # type: ignore[no-any-return]

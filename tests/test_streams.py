@@ -100,6 +100,41 @@ def test_sync_break(spans, metric_reader, route):
     assert A.GEN_AI_USAGE_INPUT_TOKENS not in span.attributes  # the final chunk was never read
 
 
+def test_a_loop_left_early_and_taken_up_again_reads_on_and_ends_once(spans, metric_reader, route):
+    stream = sync_stream(route)()
+    for first in stream:
+        break
+    assert spans.get_finished_spans() == ()  # the consumer still holds the stream: not ended yet
+    rest = [chunk for chunk in stream]  # a second loop goes on where the first stopped
+    assert [first, *rest] == ollama_chunks()
+    span = ended_once(spans, metric_reader, route)
+    assert_ok(span)
+    assert span.attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] == 3
+
+
+def test_next_and_for_loops_share_one_position_on_an_iterable_stream(spans, metric_reader, route):
+    call = LLMCall(provider="ollama", model="llama3.2", route=route, stream=True)
+    stream = SyncStreamWrapper(call, ollama_chunks())  # a list: iterable, not an iterator
+    assert next(stream) == ollama_chunks()[0]
+    assert list(stream) == ollama_chunks()[1:]  # not started again
+    assert list(stream) == []
+    span = ended_once(spans, metric_reader, route)
+    assert (span.attributes[A.GEN_AI_USAGE_INPUT_TOKENS], span.attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (9, 3)
+
+
+def test_close_inside_a_loop_ends_the_span_with_what_was_read(spans, metric_reader, route):
+    events = []
+    stream = sync_stream(route, events)()
+    seen = []
+    for chunk in stream:
+        seen.append(chunk)
+        stream.close()
+    assert seen == ollama_chunks()[:1] and events == ["generator finalised"]
+    span = ended_once(spans, metric_reader, route)
+    assert_ok(span)
+    assert A.GEN_AI_USAGE_INPUT_TOKENS not in span.attributes
+
+
 def test_sync_close(spans, metric_reader, route):
     events = []
     stream = sync_stream(route, events)()
