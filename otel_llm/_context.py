@@ -56,6 +56,15 @@ def with_span(span: Any) -> Context:
     return otel_context.set_value(_SPAN_KEY, span)
 
 
+def attach_span(span: Any) -> Token[Context]:
+    """Make ``span`` the current span (``attach(with_span(span))`` in one call)."""
+    if otel_context._RUNTIME_CONTEXT is _RUNTIME:
+        values = _VAR.get().copy()  # type: ignore[union-attr]
+        values[_SPAN_KEY] = span
+        return _VAR.set(Context(values))  # type: ignore[union-attr]
+    return otel_context.attach(otel_context.set_value(_SPAN_KEY, span))
+
+
 def attach(ctx: Context) -> Token[Context]:
     """Make ``ctx`` current (``opentelemetry.context.attach``)."""
     if otel_context._RUNTIME_CONTEXT is _RUNTIME:

@@ -209,7 +209,7 @@ class LLMCall(AsyncWithToo):
     def activate(self) -> None:
         """Make this call's span the current span (children nest under it)."""
         if self._token is None:
-            self._token = _context.attach(_context.with_span(self.span))
+            self._token = _context.attach_span(self.span)
 
     def deactivate(self) -> None:
         """Undo :meth:`activate`; safe to call when not active."""

@@ -41,3 +41,24 @@ def test_detach_of_a_used_token_logs_as_the_api_does_and_never_raises(runtime, c
     with caplog.at_level(logging.ERROR, logger="opentelemetry.context"):
         _context.detach(token)  # a token can be used once
     assert any("Failed to detach context" in r.getMessage() for r in caplog.records)
+
+
+def test_attach_span_makes_the_span_current_as_attach_with_span_does(runtime):
+    span = trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
+    outer = otel_context.get_current()
+    token = _context.attach_span(span)
+    assert trace.get_current_span() is span
+    assert otel_context.get_current() == trace.set_span_in_context(span, outer)
+    _context.detach(token)
+    assert otel_context.get_current() is outer
+
+
+def test_instrumentation_mode_reads_suppression_through_either_runtime_context(runtime):
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    from otel_llm.instrumentation import _base
+
+    assert _base.mode() == (_base.OWN, None)
+    with suppress_instrumentation():
+        assert _base.mode() == (_base.OFF, None)
+    assert _base.mode() == (_base.OWN, None)

@@ -147,7 +147,11 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tupl
     if resolver is None:
         resolver = _set_resolver(None)
     client = instance._client
-    ident = resolver.identity(client._base_url if _PLAIN_BASE_URL.get(type(client)) else _base_url(client))
+    model = body.get("model")
+    ident, name, template = _base.start_for(
+        resolver, client._base_url if _PLAIN_BASE_URL.get(type(client)) else _base_url(client),
+        operation, model if type(model) is str and model else None, bool(kwargs.get("stream", False)), False,
+    )
     tools = body.get("tools")  # the client always sends a list; [] is none
     tools = (len(tools) if type(tools) is list else _base.count(tools)) or None
     capture = capture_enabled()
@@ -157,10 +161,6 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tupl
         if tools is not None:
             host.set_tools_offered(tools)
         return host, False, capture
-    model = body.get("model")
-    name, template = _base.start_template(
-        ident, operation, model if type(model) is str and model else None, bool(kwargs.get("stream", False)), False,
-    )
     attrs = template.copy()
     if tools is not None:
         attrs[semconv.OTEL_LLM_TOOLS_OFFERED] = tools

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import contextvars
 import time
+from random import getrandbits as _getrandbits
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -64,13 +65,12 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 
-from otel_llm import semconv
+from otel_llm import _context, semconv
 from otel_llm._safety import logger, report, swallow
 from otel_llm.call import LLMCall, error_type_of
 from otel_llm.content import capture_enabled
 from otel_llm.extract import StreamAccumulator, record_response
 from otel_llm.instrumentation import _base
-from otel_llm.instrumentation.hosts import Identity
 from otel_llm.streaming import AsyncStreamWrapper, SyncStreamWrapper, wrap_async, wrap_sync
 
 _INSTRUMENTS = ("openai >= 1.40",)
@@ -263,10 +263,12 @@ class _LogicalCall:
     def finished(self, result: Any, is_async: bool) -> Any:
         """``request()`` returned: record the answer (or wrap the stream) and end the span."""
         call = self.current if self.mode != _base.ATTEMPT else self.host
-        if call is None or call.ended:
+        if call is None or call._ended:
             return result
         try:
-            kind = _special_kind(result)
+            kind = _KIND_BY_CLASS.get(type(result), _UNSEEN)  # _special_kind(result), its cache read here
+            if kind is _UNSEEN:
+                kind = _special_kind(result)
             # The request was sent while the attempt's span was current; reading the body
             # opens no spans, so the span need not be made current for every chunk.
             if kind is _SYNC_STREAM:
@@ -391,18 +393,22 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Log
         settings = _set_settings(_base.Settings.from_options())
     if stream and settings.include_usage and path in _USAGE_OPTION_ENDPOINTS:
         _with_usage_option(options, body)
-    identity = settings.resolver.identity(_base_url(instance))
     capture = capture_enabled()
     messages = input_messages(path, body) if capture else None
     # Most requests set none of the options read below: one key intersection says so.
     options_given = not _REQUEST_KEYS.isdisjoint(body.keys())
     tools = tools_offered(body) if options_given else None
     model = body.get("model")
-    name, template = _base.start_template(identity, operation, model if type(model) is str else None, stream, True)
+    url = instance._configured_base_url if _PLAIN_BASE_URL.get(type(instance)) else _base_url(instance)
+    identity, name, template = _base.start_for(
+        settings.resolver, url, operation, model if type(model) is str else None, stream, True,
+    )
     attrs = template.copy()
     if tools is not None:
         attrs[semconv.OTEL_LLM_TOOLS_OFFERED] = tools
-    attrs[semconv.OTEL_LLM_LOGICAL_CALL_ID] = _base.new_logical_call_id()
+    # The id every attempt of this call shares: 64 random bits, hex. Not a secret and
+    # not a span id; it only has to be unique among a service's calls.
+    attrs[semconv.OTEL_LLM_LOGICAL_CALL_ID] = "%016x" % _getrandbits(64)
     if options_given:
         attrs.update(request_attributes(path, body))
     state = _LogicalCall(mode, host, name, attrs, tools, messages, capture)
@@ -460,14 +466,23 @@ async def _arequest(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: 
 
 
 def _attempt_begin(state: _LogicalCall) -> LLMCall | None:
+    """Open the attempt's span and make it current while the request is sent (an HTTP
+    client span nests under it). The usual first attempt is opened here, written out."""
     state.sending = True
     try:
-        call = state.begin_attempt()
+        if state.attempts == 0 and state.mode != _base.ATTEMPT and state.backoff is None and state.messages is None:
+            state.attempts = 1
+            attrs = state.attrs  # the first attempt takes the dict over
+            attrs[semconv.OTEL_LLM_ATTEMPT] = 0
+            call = state.current = LLMCall.from_attributes(state.name, attrs, state.t0)
+        else:
+            call = state.begin_attempt()
+            if call is None:
+                return None
+        call._token = _context.attach_span(call.span)  # call.activate(), written out
     except Exception as exc:  # noqa: BLE001
         report("opening an OpenAI attempt span", exc)
         return None
-    if call is not None:
-        call.activate()
     return call
 
 
