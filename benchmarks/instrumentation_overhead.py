@@ -328,7 +328,11 @@ def _toggles(name: str) -> tuple[Callable[[], None], Callable[[], None], set[str
         instrumentors.append(getattr(module, class_name)())
         covered |= {s for s in SCENARIOS if s.startswith(client)}
 
+    clean: dict[Any, dict[str, Any]] = {}
+
     def on() -> None:
+        if not clean:  # taken once the clients have loaded their lazily imported resources
+            clean.update(_patch_snapshot())
         for inst in instrumentors:
             if not inst.is_instrumented_by_opentelemetry:
                 inst.instrument()
@@ -337,8 +341,48 @@ def _toggles(name: str) -> tuple[Callable[[], None], Callable[[], None], set[str
         for inst in instrumentors:
             if inst.is_instrumented_by_opentelemetry:
                 inst.uninstrument()
+        _restore(clean)  # what a peer's uninstrument left wrapped would stack up on every on()
 
     return on, off, covered
+
+
+#: Modules whose functions and classes instrumentations patch.
+_PATCHED_PACKAGES = ("openai", "ollama", "httpx", "httpx2")
+
+
+def _patch_snapshot() -> dict[Any, dict[str, Any]]:
+    """The namespaces instrumentations patch (the clients' modules and their classes), copied."""
+    import inspect
+
+    spaces: dict[Any, dict[str, Any]] = {}
+    for name, module in list(sys.modules.items()):
+        if module is None or name.split(".")[0] not in _PATCHED_PACKAGES:
+            continue
+        spaces[module] = dict(vars(module))
+        for value in list(vars(module).values()):
+            if inspect.isclass(value) and getattr(value, "__module__", "") == name:
+                spaces[value] = dict(vars(value))
+    return spaces
+
+
+def _restore(spaces: dict[Any, dict[str, Any]]) -> None:
+    """Put back every function or method of the snapshot that is now a wrapper.
+
+    Peers' ``uninstrument`` does not always unwrap what ``instrument`` wrapped (seen:
+    OpenLLMetry's chat wrapper nesting one level deeper on every instrument/uninstrument
+    cycle), which would make each block slower than the one before.
+    """
+    for space, saved in spaces.items():
+        current = vars(space)
+        for key, value in saved.items():
+            now = current.get(key, value)
+            # Only wrappers are put back: other names change for their own reasons
+            # (caches the clients and pydantic fill on first use).
+            if now is not value and hasattr(now, "__wrapped__"):
+                try:
+                    setattr(space, key, value)
+                except (AttributeError, TypeError):
+                    pass
 
 
 def worker(name: str, calls: int, repeats: int) -> dict[str, dict[str, float]]:
