@@ -27,7 +27,9 @@ peers do not always uninstrument cleanly). Within a repeat every variant runs on
 of calls, in random order; an added time is the median over repeats of (variant block
 minus the bare block of the same repeat), per call.
 
-    python benchmarks/instrumentation_overhead.py [--calls 200] [--repeats 21] [--runs 1] [--write]
+    python benchmarks/instrumentation_overhead.py [--calls 200] [--repeats 21] [--runs 1] [--no-pin] [--write]
+
+Workers are pinned to one CPU (``--no-pin`` lets them move).
 
 ``--runs N`` starts each worker process N times and reports, per figure, the median
 over the runs (a shared machine's slow phases then move one run, not the result).
@@ -300,6 +302,19 @@ def _install_sdk() -> None:
     trace.set_tracer_provider(provider)
 
 
+def _pin_to_one_cpu() -> None:
+    """Keep the worker on one CPU (the last one it may use), where the OS allows it.
+
+    On a small shared machine a worker moved between CPUs finds its caches cold again;
+    unpinned, the same variant's figure varied by 2x and more from one worker process to
+    the next, pinned by about a tenth."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[-1]})
+    except (AttributeError, OSError):  # not on this platform
+        pass
+
+
 def _block(fn: Callable[[], Any], calls: int) -> float:
     """CPU seconds per call of the calling thread (everything runs on it: the transport is
     in-process), so time the machine spends on other processes is not counted."""
@@ -441,8 +456,9 @@ def _spec_ok(module: str) -> bool:
 def _run_worker(name: str, calls: int, repeats: int) -> dict[str, dict[str, float]]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    pin = ["--no-pin"] if env.get("OTEL_LLM_BENCH_NO_PIN") else []
     done = subprocess.run(
-        [sys.executable, __file__, "--worker", name, "--calls", str(calls), "--repeats", str(repeats)],
+        [sys.executable, __file__, "--worker", name, "--calls", str(calls), "--repeats", str(repeats), *pin],
         capture_output=True, text=True, env=env, check=False,
     )
     if done.returncode != 0:
@@ -458,20 +474,31 @@ def _median_of_runs(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[s
     }
 
 
-def _run_workers(name: str, calls: int, repeats: int, runs: int) -> dict[str, dict[str, float]]:
-    return _median_of_runs([_run_worker(name, calls, repeats) for _ in range(max(1, runs))])
+def _run_workers(name: str, calls: int, repeats: int, runs: int) -> list[dict[str, dict[str, float]]]:
+    return [_run_worker(name, calls, repeats) for _ in range(max(1, runs))]
 
 
 def _us(seconds: float) -> str:
     return f"{seconds * 1e6:.1f}"
 
 
-def report(results: dict[str, dict[str, dict[str, float]]], calls: int, repeats: int, runs: int = 1) -> str:
-    """The BENCHMARKS.md section (markdown)."""
+def _ratio(r: dict[str, float]) -> float:
+    return r["otel-llm"] / r["hand"] if r["hand"] > 0 else float("nan")
+
+
+def report(
+    results: dict[str, dict[str, dict[str, float]]], calls: int, repeats: int, runs: int = 1,
+    our_runs: list[dict[str, dict[str, float]]] | None = None, pinned: bool = True,
+) -> str:
+    """The BENCHMARKS.md section (markdown). ``our_runs``: otel-llm's worker runs, for the
+    spread of the ratio from run to run."""
     ours = results["otel-llm"]
     peers = [p for p in results if p != "otel-llm"]
+    spread = len(our_runs or ()) > 1
     header = ["scenario", "bare (µs/call)", "hand-written, core attributes: added µs",
               "hand-written, same attributes: added µs", "otel-llm: added µs", "otel-llm / hand (same)"]
+    if spread:
+        header.append("otel-llm / hand, lowest-highest run")
     header += [f"{p}: added µs" for p in peers]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for scenario in SCENARIOS:
@@ -480,6 +507,9 @@ def report(results: dict[str, dict[str, dict[str, float]]], calls: int, repeats:
         ours_added = r["otel-llm"]
         ratio = ours_added / hand_added if hand_added > 0 else float("nan")
         row = [scenario, _us(r["bare"]), _us(r["hand-core"]), _us(hand_added), _us(ours_added), f"{ratio:.2f}x"]
+        if spread:
+            each = sorted(_ratio(run[scenario]) for run in our_runs or ())
+            row.append(f"{each[0]:.2f}x-{each[-1]:.2f}x")
         for p in peers:
             pr = results[p].get(scenario, {})
             row.append(_us(pr[p]) if p in pr else "n/a")
@@ -503,7 +533,8 @@ def report(results: dict[str, dict[str, dict[str, float]]], calls: int, repeats:
         "MeterProvider). Streams are consumed to the end (OpenAI with its usage chunk).",
         *([f"Each figure is the median of {runs} worker runs."] if runs > 1 else []),
         f"Python {platform.python_version()}, {platform.machine()}, "
-        f"{os.cpu_count()} CPUs (shared machine: expect a few µs of noise).",
+        f"{os.cpu_count()} CPUs (shared machine: expect a few µs of noise), "
+        + ("each worker pinned to one CPU." if pinned else "workers not pinned to a CPU."),
         "",
         *lines,
         "",
@@ -537,15 +568,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--runs", type=int, default=1, help="worker runs per instrumentation (median taken)")
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    parser.add_argument("--no-pin", action="store_true", help="let the workers run on any CPU")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
+        if not args.no_pin:
+            _pin_to_one_cpu()
         print(json.dumps(worker(args.worker, args.calls, args.repeats)))
         return
-    results = {"otel-llm": _run_workers("otel-llm", args.calls, args.repeats, args.runs)}
+    if args.no_pin:
+        os.environ["OTEL_LLM_BENCH_NO_PIN"] = "1"
+    our_runs = _run_workers("otel-llm", args.calls, args.repeats, args.runs)
+    results = {"otel-llm": _median_of_runs(our_runs)}
     for peer in _available_peers():
-        results[peer] = _run_workers(peer, args.calls, args.repeats, args.runs)
-    text = report(results, args.calls, args.repeats, args.runs)
+        results[peer] = _median_of_runs(_run_workers(peer, args.calls, args.repeats, args.runs))
+    text = report(results, args.calls, args.repeats, args.runs, our_runs, pinned=not args.no_pin)
     print(text)
     if args.write:
         write_section(text)
