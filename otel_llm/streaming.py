@@ -279,13 +279,10 @@ class SyncStreamWrapper(Generic[T]):
 
         A ``for`` loop resumes a generator without a Python call per chunk, where calling
         the wrapper's ``__next__`` is one (and, for an OpenAI ``Stream``, its own
-        ``__next__`` another). The usual stream's whole life is in this one function —
-        the first chunk (its time, the span current while it is read when asked), the
-        rest read from the stream's own iterator in a plain loop, the end — because on
-        the hot path each further function a call passes through costs more than its
-        few instructions: the application runs between chunks, and each one is cold.
-        Steps that need the general path (the span current for every chunk, after the
-        end) take it.
+        ``__next__`` another). The first chunk (its time, the span current while it is
+        read when asked) and every step that needs it (the span current for every chunk,
+        after the end) take the general step; the rest are read from the stream's own
+        iterator in a plain loop, and the end is recorded here.
 
         The generator holds the wrapper, so that a stream the consumer does not keep
         lives as long as the loop. Leaving the loop early (``break``, an exception of the
@@ -294,36 +291,6 @@ class SyncStreamWrapper(Generic[T]):
         it here, failed.
         """
         state = self._llm_state
-        if state.first and not state.done:
-            # The first chunk: the general step (_step, _received, _first_chunk) written out.
-            ctx = state.ctx
-            token = None
-            if ctx is not None:
-                try:
-                    token = _context.attach(ctx)
-                except Exception as exc:  # noqa: BLE001
-                    report("activating the LLM span for a chunk", exc)
-            try:
-                chunk = state.next()  # type: ignore[misc]
-            except StopIteration:
-                _end(state, None)
-                return
-            except BaseException as exc:
-                _end(state, exc)
-                raise
-            finally:
-                if token is not None:
-                    _context.detach(token)  # type: ignore[arg-type]
-            state.first = False
-            if state.ctx_once:
-                state.ctx = None
-            state.slow = state.ctx is not None or state.done
-            try:
-                state.call.first_chunk()
-                state.add(chunk)
-            except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
-                report("reading a stream chunk", exc)
-            yield chunk
         while state.slow:
             if state.done:  # after the end: the stream's own steps, nothing recorded
                 yield from _rest(state)

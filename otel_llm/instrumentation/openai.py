@@ -65,7 +65,7 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 
-from otel_llm import _context, semconv
+from otel_llm import semconv
 from otel_llm._safety import logger, report, swallow
 from otel_llm.call import LLMCall, error_type_of
 from otel_llm.content import capture_enabled
@@ -467,19 +467,12 @@ async def _arequest(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: 
 
 def _attempt_begin(state: _LogicalCall) -> LLMCall | None:
     """Open the attempt's span and make it current while the request is sent (an HTTP
-    client span nests under it). The usual first attempt is opened here, written out."""
+    client span nests under it)."""
     state.sending = True
     try:
-        if state.attempts == 0 and state.mode != _base.ATTEMPT and state.backoff is None and state.messages is None:
-            state.attempts = 1
-            attrs = state.attrs  # the first attempt takes the dict over
-            attrs[semconv.OTEL_LLM_ATTEMPT] = 0
-            call = state.current = LLMCall.from_attributes(state.name, attrs, state.t0)
-        else:
-            call = state.begin_attempt()
-            if call is None:
-                return None
-        call._token = _context.attach_span(call.span)  # call.activate(), written out
+        call = state.begin_attempt()
+        if call is not None:
+            call.activate()
     except Exception as exc:  # noqa: BLE001
         report("opening an OpenAI attempt span", exc)
         return None
