@@ -60,6 +60,23 @@ def one_span(exporter):
     return found[0]
 
 
+# --- identity from the base URL ---------------------------------------------------------------
+def test_a_client_subclass_with_its_own_base_url_property_is_identified_by_that_property(fake, spans):
+    """The shortcut past the SDK's ``base_url`` property is taken only for the SDK's own
+    property: a subclass's property is what the requests go to, and what names the server."""
+    real = openai.OpenAI(base_url=fake.openai_base_url, api_key="k").base_url
+
+    class Routed(openai.OpenAI):
+        @property
+        def base_url(self):  # the requests really go here, not to the configured host
+            return real
+
+    with Routed(base_url="https://api.openai.com/v1", api_key="k", max_retries=0) as c:
+        c.chat.completions.create(model="gpt-4o-mini", messages=USER)
+    a = one_span(spans).attributes
+    assert a[semconv.SERVER_ADDRESS] == "127.0.0.1" and a[semconv.SERVER_PORT] == fake.port
+
+
 # --- non-streamed endpoints -------------------------------------------------------------------
 def test_chat_completion_span_has_request_response_usage_and_tool_calls(client, fake, spans):
     result = client.chat.completions.create(

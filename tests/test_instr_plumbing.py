@@ -133,7 +133,7 @@ def test_base_url_is_read_as_the_client_holds_it_now(fake, spans):
         client.chat.completions.create(model="gpt-4o-mini", messages=USER)
         client.base_url = f"http://localhost:{fake.port}/v1"  # changed after the first call
         client.chat.completions.create(model="gpt-4o-mini", messages=USER)
-        assert openai_instr._base_url(client) is client.base_url
+        assert openai_instr._BASE_URL.read(client) is client.base_url
     first, second = llm_spans(spans)
     assert first.attributes[semconv.SERVER_ADDRESS] == "127.0.0.1"
     assert second.attributes[semconv.SERVER_ADDRESS] == "localhost"
@@ -144,7 +144,7 @@ def test_base_url_is_read_as_the_client_holds_it_now(fake, spans):
             return "https://api.groq.com/openai/v1"
 
     # A class with its own property is read through it.
-    assert openai_instr._base_url(OwnBaseURL(api_key="k")) == "https://api.groq.com/openai/v1"
+    assert openai_instr._BASE_URL.read(OwnBaseURL(api_key="k")) == "https://api.groq.com/openai/v1"
 
 
 # --- instrument / uninstrument -------------------------------------------------------------------------

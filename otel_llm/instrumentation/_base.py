@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import wrapt
@@ -186,6 +186,52 @@ def start_for(
         _STARTS.clear()
     _STARTS[key] = (url, resolver, identity, name, attrs)
     return identity, name, attrs
+
+
+#: Client classes a :class:`PropertyShortcut` remembers (a process has a handful).
+_CLASSES_MAX = 256
+
+
+class PropertyShortcut:
+    """Reads a client's property through the attribute it returns, where that is the same.
+
+    A client's property may do more than return an attribute (the OpenAI SDK's
+    ``base_url`` runs an import statement on every read), and the instrumentations read
+    the base URL on every request. For a class whose property is one of the library's
+    own (those of ``owners()``) and returns the attribute ``attr`` itself, the attribute
+    is read instead; any other class (a subclass with a property of its own, a proxy)
+    reads the property. Decided once per class (``plain``: class -> decision, for
+    callers that read the attribute themselves when it says so).
+    """
+
+    __slots__ = ("prop", "attr", "owners", "plain")
+
+    def __init__(self, prop: str, attr: str, owners: Callable[[], Iterable[type]]) -> None:
+        self.prop = prop
+        self.attr = attr
+        self.owners = owners
+        self.plain: dict[type, bool] = {}
+
+    def read(self, obj: Any) -> Any:
+        """``obj.<prop>``, read through the attribute when that is the same."""
+        cls = type(obj)
+        plain = self.plain.get(cls)
+        if plain is None:
+            plain = self._decide(obj)
+            if len(self.plain) < _CLASSES_MAX:
+                self.plain[cls] = plain
+        return getattr(obj, self.attr) if plain else getattr(obj, self.prop)
+
+    def _decide(self, obj: Any) -> bool:
+        try:
+            descriptor = getattr(type(obj), self.prop, None)
+            return (
+                isinstance(descriptor, property)
+                and any(descriptor is getattr(owner, self.prop, None) for owner in self.owners())
+                and getattr(obj, self.prop) is getattr(obj, self.attr)
+            )
+        except Exception:  # noqa: BLE001 - another client layout: read the property
+            return False
 
 
 def positive_int(value: Any) -> int | None:

@@ -107,27 +107,15 @@ def input_messages(path: str, body: Mapping[str, Any]) -> Any:
     return None
 
 
-#: HTTP client class -> whether its ``base_url`` is httpx's own property, which only
-#: returns ``_base_url`` (decided once per class): then that attribute is read directly,
-#: one call less per request.
-_PLAIN_BASE_URL: dict[type, bool] = {}
+def _httpx_clients() -> tuple[type, ...]:
+    import httpx
+
+    return httpx.Client, httpx.AsyncClient
 
 
-def _base_url(client: Any) -> Any:
-    """The HTTP client's base URL, read through its property (and the class remembered)."""
-    cls = type(client)
-    if cls not in _PLAIN_BASE_URL and len(_PLAIN_BASE_URL) < 256:
-        try:
-            import httpx
-
-            own = getattr(httpx.Client, "base_url", None)
-            _PLAIN_BASE_URL[cls] = (
-                isinstance(own, property) and getattr(cls, "base_url", None) is own
-                and client.base_url is client._base_url
-            )
-        except Exception:  # noqa: BLE001 - another client layout: read the property
-            _PLAIN_BASE_URL[cls] = False
-    return client.base_url
+#: The HTTP client's base URL: for httpx's own clients, whose ``base_url`` property only
+#: returns ``_base_url``, that attribute is read directly (one call less per request).
+_BASE_URL = _base.PropertyShortcut("base_url", "_base_url", _httpx_clients)
 
 
 def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[LLMCall, bool, bool] | None:
@@ -149,7 +137,7 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tupl
     client = instance._client
     model = body.get("model")
     ident, name, template = _base.start_for(
-        resolver, client._base_url if _PLAIN_BASE_URL.get(type(client)) else _base_url(client),
+        resolver, client._base_url if _BASE_URL.plain.get(type(client)) else _BASE_URL.read(client),
         operation, model if type(model) is str and model else None, bool(kwargs.get("stream", False)), False,
     )
     tools = body.get("tools")  # the client always sends a list; [] is none

@@ -333,43 +333,18 @@ def _record_raw(call: LLMCall, result: Any) -> None:
         call.record_response(json.loads(content))
 
 
-#: Client class -> whether its ``base_url`` is one of the SDK's own properties that only
-#: return ``_configured_base_url`` (decided once per class, see :func:`_base_url`).
-_PLAIN_BASE_URL: dict[type, bool] = {}
+def _client_classes() -> tuple[type, ...]:
+    import importlib
+
+    # By module name: the package's ``_client`` attribute is not always the module.
+    base, client_module = importlib.import_module(_BASE), importlib.import_module(_CLIENT)
+    return base.BaseClient, client_module.OpenAI, client_module.AsyncOpenAI
 
 
-def _base_url(client: Any) -> Any:
-    """The client's base URL object.
-
-    The SDK's ``base_url`` property runs an import statement on every read; for the
-    SDK's own client classes, whose property only returns ``_configured_base_url``,
-    that attribute is read instead. Any other class (the module-level client, a
-    subclass with its own property) reads the property.
-    """
-    cls = type(client)
-    plain = _PLAIN_BASE_URL.get(cls)
-    if plain is None:
-        plain = _has_plain_base_url(client)
-        if len(_PLAIN_BASE_URL) < 256:
-            _PLAIN_BASE_URL[cls] = plain
-    return client._configured_base_url if plain else client.base_url
-
-
-def _has_plain_base_url(client: Any) -> bool:
-    try:
-        import importlib
-
-        # By module name: the package's ``_client`` attribute is not always the module.
-        base, client_module = importlib.import_module(_BASE), importlib.import_module(_CLIENT)
-        owners = (base.BaseClient, client_module.OpenAI, client_module.AsyncOpenAI)
-        known = [vars(owner).get("base_url") for owner in owners]
-        descriptor = next((vars(k)["base_url"] for k in type(client).__mro__ if "base_url" in vars(k)), None)
-        return (
-            descriptor is not None and any(descriptor is k for k in known)
-            and client.base_url is client._configured_base_url
-        )
-    except Exception:  # noqa: BLE001 - another SDK layout: read the property
-        return False
+#: The client's base URL object. The SDK's ``base_url`` property runs an import
+#: statement on every read; for the SDK's own client classes, whose property only
+#: returns ``_configured_base_url``, that attribute is read instead.
+_BASE_URL = _base.PropertyShortcut("base_url", "_configured_base_url", _client_classes)
 
 
 def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _LogicalCall | None:
@@ -399,7 +374,7 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Log
     options_given = not _REQUEST_KEYS.isdisjoint(body.keys())
     tools = tools_offered(body) if options_given else None
     model = body.get("model")
-    url = instance._configured_base_url if _PLAIN_BASE_URL.get(type(instance)) else _base_url(instance)
+    url = instance._configured_base_url if _BASE_URL.plain.get(type(instance)) else _BASE_URL.read(instance)
     identity, name, template = _base.start_for(
         settings.resolver, url, operation, model if type(model) is str else None, stream, True,
     )
