@@ -10,7 +10,9 @@ clients, same in-process transport, same SDK set-up) and each variant (``bare``,
 ``hand``: the hand-written span recording the same attributes, ``otel-llm``), one
 process runs a warm-up and then ``--calls`` calls, another the warm-up and three times
 as many; the difference divided by the extra calls is the per-call figure, start-up and
-warm-up cancelled out. Added = variant minus bare.
+warm-up cancelled out. Added = variant minus bare. The counted calls run with the cyclic
+garbage collector off: a collection of the whole heap landing in one process's calls
+and not the other's moved the figures by up to a tenth between identical runs.
 
     python benchmarks/instruction_counts.py [--calls 100] [--jobs 2] [--scenario "ollama stream" ...]
 """
@@ -18,6 +20,7 @@ warm-up cancelled out. Added = variant minus bare.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import re
 import shutil
@@ -53,7 +56,15 @@ def run_calls(scenario: str, variant: str, calls: int) -> None:
         from otel_llm.instrument import instrument
 
         instrument()
-    for _ in range(WARM_UP + calls):
+    for _ in range(WARM_UP):
+        fn()
+    # A collection of the whole heap (the clients, pydantic, the SDK: millions of
+    # instructions) falls into one process's calls and not the other's by chance, moving
+    # a per-call figure by tens of thousands of instructions: the calls counted run
+    # without the cyclic collector (what they allocate is not collected, only counted).
+    gc.collect()
+    gc.disable()
+    for _ in range(calls):
         fn()
 
 
