@@ -636,36 +636,60 @@ class StreamAccumulator:
                 elif kind == _KIND_OLLAMA:
                     self._ollama_cls = cls
         if cls is self._openai_cls:
-            try:
-                if self._model is None:
-                    self._model = chunk.model or None
-                if self._id is None:
-                    self._id = chunk.id or None
-                usage = chunk.usage
-                if usage is not None:
-                    self._usage = usage
-                for choice in chunk.choices:
-                    reason = choice.finish_reason
-                    if reason is not None:
-                        self._finish[choice.index or 0] = reason
-                    if choice.delta.tool_calls:
-                        self._add_tool_deltas(choice.index or 0, choice.delta.tool_calls)
-                return
-            except Exception:  # noqa: BLE001 - an odd chunk: read it the general way (idempotent)
-                self._openai_cls = None
+            self._add_openai_chunk(chunk)
         elif cls is self._ollama_cls:
-            try:
-                if self._ollama_model is None:
-                    self._ollama_model = chunk.model or None
-                message = chunk.message
-                if message is not None and message.tool_calls:
-                    self._add_ollama_tools(message.tool_calls)
-                if chunk.done:
-                    self._ollama_final = chunk
-                return
-            except Exception:  # noqa: BLE001 - an odd chunk: read it the general way
-                self._ollama_cls = None
-        self._add_general(chunk)
+            self._add_ollama_chunk(chunk)
+        else:
+            self._add_general(chunk)
+
+    def chunk_step(self) -> Callable[[Any], None]:
+        """What adds the rest of this stream's chunks most cheaply, once one has been added.
+
+        For a stream of OpenAI or Ollama chat chunk objects (content not captured) that
+        is the short path's own method, without :meth:`add`'s choice per chunk: on a long
+        stream the per-chunk step is most of the cost (``benchmarks/stream_chunk_cost.py``).
+        It reads any later chunk by its fields, whatever its class, and hands one it
+        cannot read to the general path; otherwise :meth:`add`.
+        """
+        if self._openai_cls is not None:
+            return self._add_openai_chunk
+        if self._ollama_cls is not None:
+            return self._add_ollama_chunk
+        return self.add
+
+    def _add_openai_chunk(self, chunk: Any) -> None:
+        """The short path: an OpenAI chat chunk object, read as attributes."""
+        try:
+            if self._model is None:
+                self._model = chunk.model or None
+            if self._id is None:
+                self._id = chunk.id or None
+            usage = chunk.usage
+            if usage is not None:
+                self._usage = usage
+            for choice in chunk.choices:
+                reason = choice.finish_reason
+                if reason is not None:
+                    self._finish[choice.index or 0] = reason
+                if choice.delta.tool_calls:
+                    self._add_tool_deltas(choice.index or 0, choice.delta.tool_calls)
+        except Exception:  # noqa: BLE001 - an odd chunk: read it the general way (idempotent)
+            self._openai_cls = None
+            self._add_general(chunk)
+
+    def _add_ollama_chunk(self, chunk: Any) -> None:
+        """The short path: an Ollama chat chunk object, read as attributes."""
+        try:
+            if self._ollama_model is None:
+                self._ollama_model = chunk.model or None
+            message = chunk.message
+            if message is not None and message.tool_calls:
+                self._add_ollama_tools(message.tool_calls)
+            if chunk.done:
+                self._ollama_final = chunk
+        except Exception:  # noqa: BLE001 - an odd chunk: read it the general way
+            self._ollama_cls = None
+            self._add_general(chunk)
 
     def _add_general(self, chunk: Any) -> None:
         try:

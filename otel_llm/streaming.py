@@ -63,7 +63,12 @@ T = TypeVar("T")
 
 
 class ChunkAccumulator(Protocol):
-    """What a stream wrapper feeds: ``add`` per chunk, ``finish`` once before the span ends."""
+    """What a stream wrapper feeds: ``add`` per chunk, ``finish`` once before the span ends.
+
+    An accumulator may also have ``chunk_step() -> Callable[[chunk], None]``: asked once
+    the first chunk has been added, it names what takes every later chunk instead of
+    ``add`` (a path chosen for this stream, without a choice per chunk).
+    """
 
     def add(self, chunk: Any) -> None: ...
 
@@ -175,11 +180,20 @@ def _enter(state: _StreamState) -> Any:
 
 
 def _received(state: _StreamState, chunk: Any) -> None:
-    """A chunk came through the general step: its time if first, then the accumulator."""
-    if state.first:
+    """A chunk came through the general step: its time if first, then the accumulator.
+
+    After the first chunk, later ones go to the accumulator's ``chunk_step()`` when it
+    has one (:meth:`~otel_llm.extract.StreamAccumulator.chunk_step`): the first chunk
+    tells it what the stream is made of."""
+    first = state.first
+    if first:
         _first_chunk(state)
     try:
         state.add(chunk)
+        if first:
+            chunk_step = getattr(state.acc, "chunk_step", None)
+            if chunk_step is not None:
+                state.add = chunk_step()
     except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
         report("reading a stream chunk", exc)
 

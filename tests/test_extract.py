@@ -21,7 +21,9 @@ from openai.types.responses import Response, ResponseCompletedEvent, ResponseCre
 
 from otel_llm import llm_span, semconv
 from otel_llm._safety import reset_for_tests
+from otel_llm.call import LLMCall
 from otel_llm.extract import StreamAccumulator, record_response
+from otel_llm.streaming import wrap_sync
 
 A = semconv
 
@@ -470,3 +472,60 @@ def test_a_chunk_holding_plain_dicts_mid_stream_is_still_read(spans, no_content)
     assert tuple(a[A.OTEL_LLM_TOOL_CALL_NAMES]) == ("lookup", "search", "fetch")
     assert tuple(a[A.GEN_AI_RESPONSE_FINISH_REASONS]) == ("tool_calls",)
     assert a[A.GEN_AI_USAGE_INPUT_TOKENS] == 40
+
+
+def through_wrapper(chunks, provider="openai"):
+    """Chunks read as the instrumentations read a stream: through the stream wrapper,
+    which hands every chunk after the first to the accumulator's ``chunk_step()``."""
+    call = LLMCall(provider=provider, model="m", stream=True)
+    assert list(wrap_sync(call, iter(chunks), StreamAccumulator(), False)) == chunks
+
+
+def test_chunk_step_is_the_short_path_for_chat_chunk_objects_only(no_content):
+    openai_acc, ollama_acc, dict_acc = StreamAccumulator(), StreamAccumulator(), StreamAccumulator()
+    openai_acc.add(openai_chunks()[0])
+    ollama_acc.add(ollama.ChatResponse(model="llama3.2", message={"role": "assistant", "content": "w"}, done=False))
+    dict_acc.add({"model": "m", "choices": []})
+    assert openai_acc.chunk_step() == openai_acc._add_openai_chunk
+    assert ollama_acc.chunk_step() == ollama_acc._add_ollama_chunk
+    assert dict_acc.chunk_step() == dict_acc.add  # no short path: every chunk chooses
+
+
+def test_a_stream_read_through_the_wrapper_records_what_add_records(spans, no_content):
+    through_wrapper(openai_chunks())
+    a = only_span(spans).attributes
+    assert tuple(a[A.OTEL_LLM_TOOL_CALL_NAMES]) == ("lookup", "search")
+    assert tuple(a[A.OTEL_LLM_TOOL_CALL_IDS]) == ("call_x", "call_y")
+    assert tuple(a[A.GEN_AI_RESPONSE_FINISH_REASONS]) == ("tool_calls",)
+    assert (a[A.GEN_AI_USAGE_INPUT_TOKENS], a[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (40, 22)
+    assert a[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 16
+
+
+def test_a_later_chunk_the_short_path_cannot_read_goes_the_general_way(spans, no_content):
+    # After a chat chunk object has chosen the short path, a plain dict (here the usage
+    # chunk) has none of its attributes: it is read the general way, nothing lost.
+    chunks = openai_chunks()
+    usage = chunks[-1].model_dump()
+    through_wrapper(chunks[:-1] + [usage])
+    a = only_span(spans).attributes
+    assert (a[A.GEN_AI_USAGE_INPUT_TOKENS], a[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (40, 22)
+    assert tuple(a[A.OTEL_LLM_TOOL_CALL_NAMES]) == ("lookup", "search")
+
+
+def test_an_ollama_stream_read_through_the_wrapper_keeps_its_tool_calls_and_final_chunk(spans, no_content):
+    def part(**fields):
+        return ollama.ChatResponse(model="llama3.2", **fields)
+
+    chunks = [
+        part(message={"role": "assistant", "content": "w"}, done=False),
+        part(message={"role": "assistant", "content": "", "tool_calls": [
+            {"function": {"name": "lookup", "arguments": {"q": "Paris"}}}]}, done=False),
+        part(message={"role": "assistant", "content": ""}, done=True, done_reason="stop",
+             prompt_eval_count=7, eval_count=5, load_duration=2_000_000_000),
+    ]
+    through_wrapper(chunks, provider="ollama")
+    a = only_span(spans).attributes
+    assert tuple(a[A.OTEL_LLM_TOOL_CALL_NAMES]) == ("lookup",)
+    assert (a[A.GEN_AI_USAGE_INPUT_TOKENS], a[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (7, 5)
+    assert tuple(a[A.GEN_AI_RESPONSE_FINISH_REASONS]) == ("stop",)
+    assert a[A.OTEL_LLM_OLLAMA_LOAD_DURATION] == 2.0
