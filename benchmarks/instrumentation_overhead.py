@@ -29,7 +29,9 @@ minus the bare block of the same repeat), per call.
 
     python benchmarks/instrumentation_overhead.py [--calls 200] [--repeats 7] [--runs 12] [--peer-runs N] [--no-pin] [--write]
 
-Workers are pinned to one CPU (``--no-pin`` lets them move).
+Workers are pinned to one CPU (``--no-pin`` lets them move). ``--settle N`` runs N untimed
+calls after every instrument and uninstrument, before the next timed block (switching
+changes the patched client classes, which the interpreter's attribute caches notice).
 
 ``--runs N`` starts each worker process N times. Most of the noise is between
 processes, not within one: the same code gives an otel-llm / hand ratio anywhere from
@@ -409,7 +411,7 @@ def _restore(spaces: dict[Any, dict[str, Any]]) -> None:
                     pass
 
 
-def worker(name: str, calls: int, repeats: int) -> dict[str, dict[str, float]]:
+def worker(name: str, calls: int, repeats: int, settle: int = 0) -> dict[str, dict[str, float]]:
     """Per scenario: ``bare`` = median seconds per bare call; every other variant = the
     median over repeats of its added seconds per call against the bare block of the same
     repeat (paired, so slow drift of a shared machine cancels out)."""
@@ -437,8 +439,12 @@ def worker(name: str, calls: int, repeats: int) -> dict[str, dict[str, float]]:
             for variant in variants:
                 if variant == name:
                     on()
+                    for _ in range(settle):
+                        bare[scenario]()
                     block[variant] = _block(bare[scenario], calls)
                     off()
+                    for _ in range(settle):
+                        bare[scenario]()
                 elif variant in hands:
                     block[variant] = _block(hands[variant][scenario], calls)
                 else:
@@ -466,6 +472,7 @@ def _run_worker(name: str, calls: int, repeats: int) -> dict[str, dict[str, floa
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     pin = ["--no-pin"] if env.get("OTEL_LLM_BENCH_NO_PIN") else []
+    pin += ["--settle", env.get("OTEL_LLM_BENCH_SETTLE", "0")]
     done = subprocess.run(
         [sys.executable, __file__, "--worker", name, "--calls", str(calls), "--repeats", str(repeats), *pin],
         capture_output=True, text=True, env=env, check=False,
@@ -537,7 +544,7 @@ def _ratio(r: dict[str, float]) -> float:
 def report(
     results: dict[str, dict[str, dict[str, float]]], calls: int, repeats: int, runs: int = 1,
     our_runs: list[dict[str, dict[str, float]]] | None = None, pinned: bool = True,
-    peer_runs: int | None = None,
+    peer_runs: int | None = None, settle: int = 0,
 ) -> str:
     """The BENCHMARKS.md section (markdown). ``results``: per instrumentation, the median
     over its runs of each figure; ``our_runs``: otel-llm's worker runs, whose own
@@ -563,13 +570,16 @@ def report(
             row.append(_us(pr[p]) if p in pr else "n/a")
         lines.append("| " + " | ".join(row) + " |")
     summary = ", ".join(f"{verdicts[v]} {v}" for v in ("met", "not decided", "not met") if v in verdicts)
-    peer_note = (
-        "Peers measured: " + ", ".join(peers) + "."
-        if peers else
-        "Peers (OpenLLMetry's opentelemetry-instrumentation-openai/-ollama, OpenInference's "
-        "openinference-instrumentation-openai) were not installed in this run; install the "
-        "optional `bench` extra to include them."
-    )
+    if peers:
+        peer_note = "Peers measured: " + ", ".join(peers) + "."
+    elif peer_runs == 0:
+        peer_note = "Peers left out of this run (`--peer-runs 0`)."
+    else:
+        peer_note = (
+            "Peers (OpenLLMetry's opentelemetry-instrumentation-openai/-ollama, OpenInference's "
+            "openinference-instrumentation-openai) were not installed in this run; install the "
+            "optional `bench` extra to include them."
+        )
     return "\n".join([
         SECTION,
         "",
@@ -585,6 +595,8 @@ def report(
         + ". Ratio: median of the runs' own otel-llm / hand",
         "ratios, with a bootstrap 95 % interval over the runs; the goal counts as met only when",
         "the whole interval is within it.",
+        *([f"After each instrument/uninstrument, {settle} untimed calls ran before the next timed block."]
+          if settle else []),
         f"Python {platform.python_version()}, {platform.machine()}, "
         f"{os.cpu_count()} CPUs (shared machine), "
         + ("each worker pinned to one CPU." if pinned else "workers not pinned to a CPU."),
@@ -622,6 +634,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=12, help="worker processes per instrumentation")
     parser.add_argument("--peer-runs", type=int, default=None,
                         help="worker processes per peer (default: --runs; 0 leaves the peers out)")
+    parser.add_argument("--settle", type=int, default=0,
+                        help="untimed calls after each instrument/uninstrument, before the next timed block")
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     parser.add_argument("--no-pin", action="store_true", help="let the workers run on any CPU")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -629,16 +643,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.worker:
         if not args.no_pin:
             _pin_to_one_cpu()
-        print(json.dumps(worker(args.worker, args.calls, args.repeats)))
+        print(json.dumps(worker(args.worker, args.calls, args.repeats, args.settle)))
         return
     if args.no_pin:
         os.environ["OTEL_LLM_BENCH_NO_PIN"] = "1"
+    os.environ["OTEL_LLM_BENCH_SETTLE"] = str(args.settle)
     our_runs = _run_workers("otel-llm", args.calls, args.repeats, args.runs)
     results = {"otel-llm": _median_of_runs(our_runs)}
     peer_runs = args.runs if args.peer_runs is None else args.peer_runs
     for peer in _available_peers() if peer_runs > 0 else []:
         results[peer] = _median_of_runs(_run_workers(peer, args.calls, args.repeats, peer_runs))
-    text = report(results, args.calls, args.repeats, args.runs, our_runs, pinned=not args.no_pin, peer_runs=peer_runs)
+    text = report(results, args.calls, args.repeats, args.runs, our_runs, pinned=not args.no_pin,
+                  peer_runs=peer_runs, settle=args.settle)
     print(text)
     if args.write:
         write_section(text)
