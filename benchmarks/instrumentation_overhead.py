@@ -468,13 +468,12 @@ def _spec_ok(module: str) -> bool:
         return False
 
 
-def _run_worker(name: str, calls: int, repeats: int) -> dict[str, dict[str, float]]:
+def _run_worker(name: str, calls: int, repeats: int, options: Sequence[str]) -> dict[str, dict[str, float]]:
+    """One worker process; ``options``: the worker's further command-line options."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    pin = ["--no-pin"] if env.get("OTEL_LLM_BENCH_NO_PIN") else []
-    pin += ["--settle", env.get("OTEL_LLM_BENCH_SETTLE", "0")]
     done = subprocess.run(
-        [sys.executable, __file__, "--worker", name, "--calls", str(calls), "--repeats", str(repeats), *pin],
+        [sys.executable, __file__, "--worker", name, "--calls", str(calls), "--repeats", str(repeats), *options],
         capture_output=True, text=True, env=env, check=False,
     )
     if done.returncode != 0:
@@ -523,8 +522,10 @@ def verdict(low: float, high: float, goal: float = 1.3) -> str:
     return "not decided"
 
 
-def _run_workers(name: str, calls: int, repeats: int, runs: int) -> list[dict[str, dict[str, float]]]:
-    return [_run_worker(name, calls, repeats) for _ in range(max(1, runs))]
+def _run_workers(
+    name: str, calls: int, repeats: int, runs: int, options: Sequence[str]
+) -> list[dict[str, dict[str, float]]]:
+    return [_run_worker(name, calls, repeats, options) for _ in range(max(1, runs))]
 
 
 def _times(ratio: float) -> str:
@@ -645,14 +646,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             _pin_to_one_cpu()
         print(json.dumps(worker(args.worker, args.calls, args.repeats, args.settle)))
         return
-    if args.no_pin:
-        os.environ["OTEL_LLM_BENCH_NO_PIN"] = "1"
-    os.environ["OTEL_LLM_BENCH_SETTLE"] = str(args.settle)
-    our_runs = _run_workers("otel-llm", args.calls, args.repeats, args.runs)
+    options = [*(["--no-pin"] if args.no_pin else []), "--settle", str(args.settle)]
+    our_runs = _run_workers("otel-llm", args.calls, args.repeats, args.runs, options)
     results = {"otel-llm": _median_of_runs(our_runs)}
     peer_runs = args.runs if args.peer_runs is None else args.peer_runs
     for peer in _available_peers() if peer_runs > 0 else []:
-        results[peer] = _median_of_runs(_run_workers(peer, args.calls, args.repeats, peer_runs))
+        results[peer] = _median_of_runs(_run_workers(peer, args.calls, args.repeats, peer_runs, options))
     text = report(results, args.calls, args.repeats, args.runs, our_runs, pinned=not args.no_pin,
                   peer_runs=peer_runs, settle=args.settle)
     print(text)
