@@ -22,10 +22,15 @@ Variants, each minus the bare loop (``for chunk in stream: pass``):
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from instrumentation_overhead import _install_sdk, _pin_to_one_cpu  # noqa: E402
 
 
 def ollama_chunks(n: int) -> list[Any]:
@@ -117,22 +122,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--streams", type=int, default=200, help="streams per timed block")
     args = parser.parse_args(argv)
-    try:
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
-    except (AttributeError, OSError):
-        pass
-
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
-
-    class NullExporter(SpanExporter):
-        def export(self, spans: Sequence[Any]) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
-
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(NullExporter()))
-    trace.set_tracer_provider(provider)
+    _pin_to_one_cpu()
+    _install_sdk()  # the same SDK set-up as the instrumentation benchmark
     wrapped = make_wrapped()
 
     print("| chunks | hand-written loop: added ns/chunk | otel-llm wrapper: added ns/chunk | otel-llm / hand |")
