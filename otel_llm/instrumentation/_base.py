@@ -200,8 +200,7 @@ class PropertyShortcut:
     the base URL on every request. For a class whose property is one of the library's
     own (those of ``owners()``) and returns the attribute ``attr`` itself, the attribute
     is read instead; any other class (a subclass with a property of its own, a proxy)
-    reads the property. Decided once per class (``plain``: class -> decision, for
-    callers that read the attribute themselves when it says so).
+    reads the property. Decided once per class (``plain``: class -> decision).
     """
 
     __slots__ = ("prop", "attr", "owners", "plain")

@@ -137,7 +137,7 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tupl
     client = instance._client
     model = body.get("model")
     ident, name, template = _base.start_for(
-        resolver, client._base_url if _BASE_URL.plain.get(type(client)) else _BASE_URL.read(client),
+        resolver, _BASE_URL.read(client),
         operation, model if type(model) is str and model else None, bool(kwargs.get("stream", False)), False,
     )
     tools = body.get("tools")  # the client always sends a list; [] is none

@@ -374,7 +374,7 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Log
     options_given = not _REQUEST_KEYS.isdisjoint(body.keys())
     tools = tools_offered(body) if options_given else None
     model = body.get("model")
-    url = instance._configured_base_url if _BASE_URL.plain.get(type(instance)) else _BASE_URL.read(instance)
+    url = _BASE_URL.read(instance)
     identity, name, template = _base.start_for(
         settings.resolver, url, operation, model if type(model) is str else None, stream, True,
     )
