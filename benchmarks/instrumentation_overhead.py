@@ -616,14 +616,16 @@ def report(
     ])
 
 
-def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Replace (or append) our section of BENCHMARKS.md, leaving every other section alone."""
+def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md", section: str = SECTION) -> None:
+    """Replace (or append) the section headed ``section`` in BENCHMARKS.md, leaving every
+    other section alone (one whose heading only starts the same is another section)."""
     existing = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = existing.find(SECTION)
+    # Where the heading line starts in ``existing`` (the "\n" put in front is the one matched).
+    start = ("\n" + existing).find("\n" + section + "\n")
     if start == -1:
         new = existing.rstrip("\n") + "\n\n" + text
     else:
-        nxt = existing.find("\n## ", start + len(SECTION))
+        nxt = existing.find("\n## ", start + len(section))
         new = existing[:start] + text + ("" if nxt == -1 else existing[nxt + 1:])
     path.write_text(new.rstrip("\n") + "\n")
 

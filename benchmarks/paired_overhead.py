@@ -1,0 +1,236 @@
+"""Added time per call of otel-llm's auto-instrumentation, paired call by call (run by hand).
+
+``instrumentation_overhead.py`` times blocks of calls and switches the instrumentation
+on and off between them, because the peers it also measures patch the same methods.
+Two things in that design are not how an application runs: the client classes change
+under the interpreter before every otel-llm block, and otel-llm's figure comes from
+other moments than the bare and hand-written ones it is compared with. This script
+measures otel-llm alone against the same two baselines without either:
+
+* the instrumentation is installed once, as in an application;
+* the ``bare`` and ``hand`` calls go through clients of a subclass made after
+  ``instrument()`` that carries, for every method ``instrument()`` replaced on the
+  client's classes, the method as it was before: the same client code, not patched
+  (checked: a bare call ends no span, the other two end one each);
+* in every round, one call of each variant in random order, each timed alone (CPU time
+  of the calling thread), so each otel-llm call is compared with a bare and a
+  hand-written call made within a millisecond of it.
+
+Added time of a variant in a worker = median over rounds of (its call - the bare call of
+the same round). The ratio is the median of the workers' own otel-llm / hand ratios,
+with a bootstrap 95 % interval over the workers, and the same three-way verdict on the
+1.3x goal as ``instrumentation_overhead.py``. Same clients, canned answers, in-process
+transports and SDK set-up.
+
+    python benchmarks/paired_overhead.py [--rounds 1000] [--runs 8] [--no-pin] [--write]
+
+``--write`` replaces the "## Paired per-call overhead" section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from instrumentation_overhead import (  # noqa: E402
+    ROOT, SCENARIOS, _install_sdk, _pin_to_one_cpu, bare_calls, hand_calls, make_clients,
+    median_ratio_interval, verdict, write_section,
+)
+
+SECTION = "## Paired per-call overhead"
+VARIANTS = ("bare", "hand", "otel-llm")
+WARM_UP = 30
+
+
+def class_dicts(cls: type) -> list[dict[str, Any]]:
+    """A copy of the namespace of every class in ``cls``'s method resolution order."""
+    return [dict(vars(c)) for c in cls.__mro__]
+
+
+def unpatched_subclass(cls: type, before: list[dict[str, Any]]) -> type:
+    """A subclass of ``cls`` holding, for every attribute of its classes that changed since
+    ``before`` (:func:`class_dicts` taken earlier), the value it had then: the class's
+    methods as they were before instrumentation."""
+    originals: dict[str, Any] = {}
+    for klass, saved in zip(cls.__mro__, before):
+        current = vars(klass)
+        for name, value in saved.items():
+            if name not in originals and not name.startswith("__") and current.get(name) is not value:
+                originals[name] = value
+    if not originals:
+        raise RuntimeError(f"instrument() changed nothing on {cls.__name__}: nothing to compare with")
+    return type(f"Unpatched{cls.__name__}", (cls,), originals)
+
+
+class _CountingExporter:
+    """A span exporter that keeps nothing but how many spans it was given."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        self.spans += len(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _variants() -> tuple[dict[str, dict[str, Callable[[], Any]]], _CountingExporter]:
+    """Per variant, the scenario calls: bare and hand-written on unpatched clients,
+    otel-llm on the instrumented ones; and the exporter counting the spans."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from otel_llm.instrument import instrument
+
+    _install_sdk()
+    exporter = _CountingExporter()
+    trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))  # type: ignore[attr-defined]
+    oa, ol = make_clients()
+    for call in bare_calls(oa, ol).values():  # the clients load their lazily imported parts
+        call()
+    before = {type(oa): class_dicts(type(oa)), type(ol): class_dicts(type(ol))}
+    instrument()
+    plain_oa = unpatched_subclass(type(oa), before[type(oa)])(
+        base_url=str(oa.base_url), api_key=oa.api_key, http_client=oa._client,
+    )
+    plain_ol_class = unpatched_subclass(type(ol), before[type(ol)])
+    plain_ol = plain_ol_class.__new__(plain_ol_class)
+    plain_ol.__dict__.update(ol.__dict__)  # the same httpx client and host
+    variants = {
+        "bare": bare_calls(plain_oa, plain_ol),
+        "hand": hand_calls(plain_oa, plain_ol, full=True),
+        "otel-llm": bare_calls(oa, ol),
+    }
+    return variants, exporter
+
+
+def _check_spans(variants: dict[str, dict[str, Callable[[], Any]]], exporter: _CountingExporter) -> None:
+    """Each bare call ends no span, each hand-written or otel-llm call one: otherwise the
+    unpatched clients are not what this compares."""
+    for scenario in SCENARIOS:
+        for variant, expected in (("bare", 0), ("hand", 1), ("otel-llm", 1)):
+            before = exporter.spans
+            variants[variant][scenario]()
+            if exporter.spans - before != expected:
+                raise RuntimeError(
+                    f"{scenario}, {variant}: {exporter.spans - before} spans per call, expected {expected}"
+                )
+
+
+def worker(rounds: int, seed: int) -> dict[str, dict[str, float]]:
+    """Per scenario: ``bare`` = median seconds per bare call; ``hand``/``otel-llm`` = the
+    median over rounds of (the variant's call - the bare call of the same round)."""
+    variants, exporter = _variants()
+    _check_spans(variants, exporter)
+    rng = random.Random(seed)
+    clock = time.thread_time_ns
+    result: dict[str, dict[str, float]] = {}
+    for scenario in SCENARIOS:
+        calls = {variant: variants[variant][scenario] for variant in VARIANTS}
+        for call in calls.values():
+            for _ in range(WARM_UP):
+                call()
+        times: dict[str, list[int]] = {variant: [] for variant in VARIANTS}
+        order = list(VARIANTS)
+        for _ in range(rounds):
+            rng.shuffle(order)
+            for variant in order:
+                call = calls[variant]
+                start = clock()
+                call()
+                times[variant].append(clock() - start)
+        bare = times["bare"]
+        result[scenario] = {"bare": statistics.median(bare) / 1e9}
+        for variant in ("hand", "otel-llm"):
+            result[scenario][variant] = statistics.median(a - b for a, b in zip(times[variant], bare)) / 1e9
+    return result
+
+
+def _run_worker(rounds: int, seed: int, pin: bool) -> dict[str, dict[str, float]]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    command = [sys.executable, __file__, "--worker", "--rounds", str(rounds), "--seed", str(seed)]
+    done = subprocess.run(command + ([] if pin else ["--no-pin"]), capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"worker failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def report(runs: list[dict[str, dict[str, float]]], rounds: int, pinned: bool) -> str:
+    """The BENCHMARKS.md section (markdown)."""
+    header = ["scenario", "bare (µs/call)", "hand-written: added µs", "otel-llm: added µs",
+              "otel-llm / hand, median of workers", "95 % interval", "goal 1.3x"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    verdicts: dict[str, int] = {}
+    for scenario in SCENARIOS:
+        figures = {v: statistics.median(run[scenario][v] for run in runs) for v in VARIANTS}
+        ratios = [run[scenario]["otel-llm"] / run[scenario]["hand"] if run[scenario]["hand"] > 0 else float("inf")
+                  for run in runs]
+        middle, low, high = median_ratio_interval(ratios)
+        said = verdict(low, high)
+        verdicts[said] = verdicts.get(said, 0) + 1
+        lines.append("| " + " | ".join([
+            scenario, f"{figures['bare'] * 1e6:.1f}", f"{figures['hand'] * 1e6:.1f}",
+            f"{figures['otel-llm'] * 1e6:.1f}", f"{middle:.2f}x", f"{low:.2f}x-{high:.2f}x", said,
+        ]) + " |")
+    summary = ", ".join(f"{verdicts[v]} {v}" for v in ("met", "not decided", "not met") if v in verdicts)
+    return "\n".join([
+        SECTION,
+        "",
+        f"`python benchmarks/paired_overhead.py --runs {len(runs)} --rounds {rounds}`: otel-llm installed",
+        "once; bare and hand-written calls on subclasses of the clients carrying the methods",
+        "as they were before `instrument()`; in each round one call of each variant in random",
+        "order, each timed alone (CPU time of the calling thread). Added time = median over",
+        "rounds of (variant - bare call of the same round); figures: median of the workers;",
+        "ratio: median of the workers' own ratios, bootstrap 95 % interval over the workers.",
+        f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs (shared machine), "
+        + ("each worker pinned to one CPU." if pinned else "workers not pinned to a CPU."),
+        "",
+        *lines,
+        "",
+        f"In this run: {summary}.",
+        "",
+    ])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=1000, help="rounds of one call per variant, per scenario")
+    parser.add_argument("--runs", type=int, default=8, help="worker processes")
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    parser.add_argument("--no-pin", action="store_true", help="let the workers run on any CPU")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        if not args.no_pin:
+            _pin_to_one_cpu()
+        print(json.dumps(worker(args.rounds, args.seed)))
+        return
+    runs = [_run_worker(args.rounds, seed, not args.no_pin) for seed in range(max(1, args.runs))]
+    text = report(runs, args.rounds, not args.no_pin)
+    print(text)
+    if args.write:
+        write_section(text, section=SECTION)
+
+
+if __name__ == "__main__":
+    main()
