@@ -296,21 +296,28 @@ def hand_calls(oa: Any, ol: Any, *, full: bool) -> dict[str, Callable[[], Any]]:
 
 
 # --- measuring (in a worker process) -------------------------------------------------------------------
-def _install_sdk() -> None:
+def _install_sdk() -> Any:
+    """The SDK set-up every variant runs under; returns its exporter, which keeps no span,
+    only how many it was given (``spans``)."""
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
     class NullExporter(SpanExporter):
+        spans = 0
+
         def export(self, spans: Sequence[Any]) -> SpanExportResult:
+            self.spans += len(spans)
             return SpanExportResult.SUCCESS
 
         def shutdown(self) -> None:
             return None
 
+    exporter = NullExporter()
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(NullExporter()))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+    return exporter
 
 
 def _pin_to_one_cpu() -> None:
