@@ -118,7 +118,7 @@ class _StreamState:
     write on it. One is made per stream.
     """
 
-    __slots__ = ("call", "stream", "next", "acc", "add", "ctx", "ctx_once", "done", "first", "slow", "iterator")
+    __slots__ = ("call", "stream", "next", "acc", "add", "ctx", "activate_first", "done", "first", "slow", "iterator")
 
     def __init__(self, call: LLMCall, stream: Any, accumulator: Any, activate: bool | str) -> None:
         self.call = call
@@ -126,8 +126,10 @@ class _StreamState:
         self.next: Callable[[], Any] | None = None  # the iterator's step, set by the wrapper
         self.acc = accumulator
         self.add = accumulator.add
-        self.ctx = _context.with_span(call.span) if activate else None
-        self.ctx_once = activate == UNTIL_FIRST_CHUNK
+        #: Span current only while the first chunk is read (made current then, from the
+        #: context of that moment); else ``ctx``: the context made current for every chunk.
+        self.activate_first = once = activate == UNTIL_FIRST_CHUNK
+        self.ctx = _context.with_span(call.span) if activate and not once else None
         self.done = False
         self.first = True
         # The general step runs until the first chunk (time to first chunk, context until
@@ -158,8 +160,6 @@ def _end(state: _StreamState, error: BaseException | None) -> None:
 
 def _first_chunk(state: _StreamState) -> None:
     state.first = False
-    if state.ctx_once:
-        state.ctx = None
     state.slow = state.ctx is not None or state.done
     try:
         state.call.first_chunk()
@@ -169,14 +169,56 @@ def _first_chunk(state: _StreamState) -> None:
 
 def _enter(state: _StreamState) -> Any:
     """Make the call's span current for one step when the stream asks for it; the token."""
-    ctx = state.ctx
-    if ctx is None:
-        return None
     try:
-        return _context.attach(ctx)
+        ctx = state.ctx
+        if ctx is not None:
+            return _context.attach(ctx)
+        if state.first and state.activate_first:
+            return _context.attach_span(state.call.span)
     except Exception as exc:  # noqa: BLE001
         report("activating the LLM span for a chunk", exc)
-        return None
+    return None
+
+
+def _first_step(state: _StreamState) -> Any:
+    """The first chunk of a sync stream whose span is current, if at all, only while that
+    chunk is read: :func:`_step` and what it calls, written out in one function for the
+    step every stream takes once (each call on this path is a measurable share of a
+    stream's cost). Read it (the span current meanwhile when asked), end the span if the
+    stream is empty or fails, mark time to first chunk, hand the chunk to the accumulator
+    and take its ``chunk_step()`` for the rest."""
+    state.first = False
+    token = None
+    if state.activate_first:
+        try:
+            token = _context.attach_span(state.call.span)
+        except Exception as exc:  # noqa: BLE001
+            report("activating the LLM span for a chunk", exc)
+    try:
+        chunk = state.next()  # type: ignore[misc]
+    except StopIteration:
+        _end(state, None)
+        raise
+    except BaseException as exc:
+        _end(state, exc)
+        raise
+    finally:
+        if token is not None:
+            _context.detach(token)  # type: ignore[arg-type]
+    state.slow = state.done
+    try:
+        state.call.first_chunk()
+    except Exception as exc:  # noqa: BLE001
+        report("recording time to first chunk", exc)
+    acc = state.acc
+    try:
+        acc.add(chunk)
+        chunk_step = getattr(acc, "chunk_step", None)
+        if chunk_step is not None:
+            state.add = chunk_step()
+    except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
+        report("reading a stream chunk", exc)
+    return chunk
 
 
 def _received(state: _StreamState, chunk: Any) -> None:
@@ -305,6 +347,12 @@ class SyncStreamWrapper(Generic[T]):
         it here, failed.
         """
         state = self._llm_state
+        if state.first and state.ctx is None and not state.done:  # a fresh stream: the usual case
+            try:
+                chunk = _first_step(state)
+            except StopIteration:
+                return
+            yield chunk
         while state.slow:
             if state.done:  # after the end: the stream's own steps, nothing recorded
                 yield from _rest(state)
@@ -315,24 +363,26 @@ class SyncStreamWrapper(Generic[T]):
                 return
             yield chunk
         add = state.add
-        reading = True
+        thrown = False
         try:
             # The stream's own iterator: ``iter(stream)`` for an iterator (an OpenAI
             # ``Stream``'s is a generator over the same source as its ``__next__``), the
             # one made at wrapping for an iterable, which must not start again.
+            # Ended while the consumer held a chunk (close() in the loop), the loop goes
+            # on reading what the closed stream still gives: the span has ended, so the
+            # accumulator's steps record nothing (not checked per chunk).
             for chunk in state.iterator if state.iterator is not None else iter(state.stream):
-                reading = False
                 try:
                     add(chunk)
                 except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
                     report("reading a stream chunk", exc)
-                yield chunk
-                if state.slow:  # ended while the consumer held the chunk (close() in the loop)
-                    yield from _rest(state)
-                    return
-                reading = True
+                try:
+                    yield chunk
+                except BaseException:  # thrown into this generator (its close()): not the stream's
+                    thrown = True
+                    raise
         except BaseException as exc:
-            if reading:  # raised by the stream, not thrown into this generator
+            if not thrown:  # raised by the stream
                 _end(state, exc)
             raise
         _end(state, None)
@@ -340,6 +390,8 @@ class SyncStreamWrapper(Generic[T]):
     def __next__(self) -> T:
         state = self._llm_state
         if state.slow:
+            if state.first and state.ctx is None and not state.done:
+                return _first_step(state)  # type: ignore[no-any-return]
             return _step(state, state.next)  # type: ignore[arg-type]
         # The short path (runs for most chunks): read, hand to the accumulator, return.
         try:

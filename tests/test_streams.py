@@ -20,7 +20,7 @@ from otel_llm import semconv
 from otel_llm.call import LLMCall
 from otel_llm.decorator import llm_call
 from otel_llm.extract import StreamAccumulator
-from otel_llm.streaming import AsyncStreamWrapper, ChunkHook, SyncStreamWrapper, wrap_async, wrap_sync
+from otel_llm.streaming import UNTIL_FIRST_CHUNK, AsyncStreamWrapper, ChunkHook, SyncStreamWrapper, wrap_async, wrap_sync
 from tests.conftest import collect_points
 from tests.fake_provider import CACHED_TOKENS, PROMPT_TOKENS, FakeProvider
 
@@ -133,6 +133,93 @@ def test_close_inside_a_loop_ends_the_span_with_what_was_read(spans, metric_read
     span = ended_once(spans, metric_reader, route)
     assert_ok(span)
     assert A.GEN_AI_USAGE_INPUT_TOKENS not in span.attributes
+
+
+ACTIVATE = pytest.mark.parametrize("activate", [True, False, UNTIL_FIRST_CHUNK])
+
+
+def wrapped_chunks(route, activate, events=None):
+    """An Ollama-shaped chunk generator wrapped as the instrumentations wrap streams."""
+    call = LLMCall(provider="ollama", model="llama3.2", route=route, stream=True)
+
+    def chunks():
+        try:
+            yield from ollama_chunks()
+        finally:
+            if events is not None:
+                events.append("generator finalised")
+
+    return SyncStreamWrapper(call, chunks(), activate=activate)
+
+
+@ACTIVATE
+def test_close_later_in_a_loop_over_an_iterable_keeps_what_was_read_before(spans, metric_reader, route, activate):
+    call = LLMCall(provider="ollama", model="llama3.2", route=route, stream=True)
+    stream = SyncStreamWrapper(call, ollama_chunks(), activate=activate)  # a list: close() leaves the rest
+    seen = []
+    for chunk in stream:
+        seen.append(chunk)
+        if len(seen) == 2:
+            stream.close()
+    assert seen == ollama_chunks()  # the consumer still gets every chunk, as from the list itself
+    span = ended_once(spans, metric_reader, route)
+    assert_ok(span)
+    assert A.GEN_AI_USAGE_INPUT_TOKENS not in span.attributes  # the final chunk came after the end
+
+
+@ACTIVATE
+def test_close_later_in_a_loop_over_a_generator_ends_it_there(spans, metric_reader, route, activate):
+    events = []
+    stream = wrapped_chunks(route, activate, events)
+    seen = []
+    for chunk in stream:
+        seen.append(chunk)
+        if len(seen) == 2:
+            stream.close()
+    assert seen == ollama_chunks()[:2] and events == ["generator finalised"]
+    span = ended_once(spans, metric_reader, route)
+    assert_ok(span)
+    assert A.GEN_AI_USAGE_INPUT_TOKENS not in span.attributes
+
+
+@ACTIVATE
+def test_an_error_thrown_into_the_loop_later_is_the_consumers(spans, metric_reader, route, activate):
+    stream = wrapped_chunks(route, activate)
+    iterator = iter(stream)
+    next(iterator), next(iterator)
+    with pytest.raises(KeyError):
+        iterator.throw(KeyError("consumer side"))
+    assert spans.get_finished_spans() == ()  # the stream is still the consumer's to read or close
+    del iterator, stream
+    gc.collect()
+    span = ended_once(spans, metric_reader, route)
+    assert_ok(span)
+
+
+@ACTIVATE
+def test_consumer_error_later_in_the_loop_does_not_fail_the_call(spans, metric_reader, route, activate):
+    with pytest.raises(KeyError):
+        for i, chunk in enumerate(wrapped_chunks(route, activate)):
+            if i == 2:
+                raise KeyError("consumer bug")
+    gc.collect()
+    span = ended_once(spans, metric_reader, route)
+    assert_ok(span)
+    assert A.GEN_AI_USAGE_INPUT_TOKENS not in span.attributes
+
+
+@ACTIVATE
+def test_stream_error_later_in_the_loop_fails_the_call(spans, metric_reader, route, activate):
+    call = LLMCall(provider="ollama", model="llama3.2", route=route, stream=True)
+
+    def chunks():
+        yield from ollama_chunks()[:2]
+        raise ProviderDown("connection reset")
+
+    with pytest.raises(ProviderDown):
+        for _chunk in SyncStreamWrapper(call, chunks(), activate=activate):
+            pass
+    assert_failed(ended_once(spans, metric_reader, route), "ProviderDown")
 
 
 def test_sync_close(spans, metric_reader, route):
