@@ -652,9 +652,11 @@ class StreamAccumulator:
         cannot read to the general path; otherwise :meth:`add`.
         """
         if self._openai_cls is not None:
-            return self._add_openai_chunk
+            # Model and id are the first chunk's that names them: once both are known,
+            # later chunks are not asked again.
+            return self._add_openai_later if self._model is not None and self._id is not None else self._add_openai_chunk
         if self._ollama_cls is not None:
-            return self._add_ollama_chunk
+            return self._add_ollama_later if self._ollama_model is not None else self._add_ollama_chunk
         return self.add
 
     def _add_openai_chunk(self, chunk: Any) -> None:
@@ -677,11 +679,39 @@ class StreamAccumulator:
             self._openai_cls = None
             self._add_general(chunk)
 
+    def _add_openai_later(self, chunk: Any) -> None:
+        """:meth:`_add_openai_chunk` once model and id are known."""
+        try:
+            usage = chunk.usage
+            if usage is not None:
+                self._usage = usage
+            for choice in chunk.choices:
+                reason = choice.finish_reason
+                if reason is not None:
+                    self._finish[choice.index or 0] = reason
+                if choice.delta.tool_calls:
+                    self._add_tool_deltas(choice.index or 0, choice.delta.tool_calls)
+        except Exception:  # noqa: BLE001 - an odd chunk: read it the general way (idempotent)
+            self._openai_cls = None
+            self._add_general(chunk)
+
     def _add_ollama_chunk(self, chunk: Any) -> None:
         """The short path: an Ollama chat chunk object, read as attributes."""
         try:
             if self._ollama_model is None:
                 self._ollama_model = chunk.model or None
+            message = chunk.message
+            if message is not None and message.tool_calls:
+                self._add_ollama_tools(message.tool_calls)
+            if chunk.done:
+                self._ollama_final = chunk
+        except Exception:  # noqa: BLE001 - an odd chunk: read it the general way
+            self._ollama_cls = None
+            self._add_general(chunk)
+
+    def _add_ollama_later(self, chunk: Any) -> None:
+        """:meth:`_add_ollama_chunk` once the model is known."""
+        try:
             message = chunk.message
             if message is not None and message.tool_calls:
                 self._add_ollama_tools(message.tool_calls)

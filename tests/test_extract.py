@@ -486,9 +486,21 @@ def test_chunk_step_is_the_short_path_for_chat_chunk_objects_only(no_content):
     openai_acc.add(openai_chunks()[0])
     ollama_acc.add(ollama.ChatResponse(model="llama3.2", message={"role": "assistant", "content": "w"}, done=False))
     dict_acc.add({"model": "m", "choices": []})
-    assert openai_acc.chunk_step() == openai_acc._add_openai_chunk
-    assert ollama_acc.chunk_step() == ollama_acc._add_ollama_chunk
+    # Model and id came with the first chunk: later ones are not asked for them again.
+    assert openai_acc.chunk_step() == openai_acc._add_openai_later
+    assert ollama_acc.chunk_step() == ollama_acc._add_ollama_later
     assert dict_acc.chunk_step() == dict_acc.add  # no short path: every chunk chooses
+
+
+def test_model_and_id_a_first_chunk_lacks_are_taken_from_a_later_one(spans, no_content):
+    chunks = openai_chunks()
+    first = chunks[0].model_copy(update={"model": "", "id": ""})
+    acc = StreamAccumulator()
+    acc.add(first)
+    assert acc.chunk_step() == acc._add_openai_chunk  # still looking for them
+    through_wrapper([first, *chunks[1:]])
+    a = only_span(spans).attributes
+    assert a[A.GEN_AI_RESPONSE_MODEL] == chunks[1].model and a[A.GEN_AI_RESPONSE_ID] == chunks[1].id
 
 
 def test_a_stream_read_through_the_wrapper_records_what_add_records(spans, no_content):
