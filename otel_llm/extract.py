@@ -666,21 +666,14 @@ class StreamAccumulator:
                 self._model = chunk.model or None
             if self._id is None:
                 self._id = chunk.id or None
-            usage = chunk.usage
-            if usage is not None:
-                self._usage = usage
-            for choice in chunk.choices:
-                reason = choice.finish_reason
-                if reason is not None:
-                    self._finish[choice.index or 0] = reason
-                if choice.delta.tool_calls:
-                    self._add_tool_deltas(choice.index or 0, choice.delta.tool_calls)
         except Exception:  # noqa: BLE001 - an odd chunk: read it the general way (idempotent)
             self._openai_cls = None
             self._add_general(chunk)
+            return
+        self._add_openai_later(chunk)
 
     def _add_openai_later(self, chunk: Any) -> None:
-        """:meth:`_add_openai_chunk` once model and id are known."""
+        """The short path's step once model and id are known (:meth:`chunk_step`)."""
         try:
             usage = chunk.usage
             if usage is not None:
@@ -697,20 +690,17 @@ class StreamAccumulator:
 
     def _add_ollama_chunk(self, chunk: Any) -> None:
         """The short path: an Ollama chat chunk object, read as attributes."""
-        try:
-            if self._ollama_model is None:
+        if self._ollama_model is None:
+            try:
                 self._ollama_model = chunk.model or None
-            message = chunk.message
-            if message is not None and message.tool_calls:
-                self._add_ollama_tools(message.tool_calls)
-            if chunk.done:
-                self._ollama_final = chunk
-        except Exception:  # noqa: BLE001 - an odd chunk: read it the general way
-            self._ollama_cls = None
-            self._add_general(chunk)
+            except Exception:  # noqa: BLE001 - an odd chunk: read it the general way
+                self._ollama_cls = None
+                self._add_general(chunk)
+                return
+        self._add_ollama_later(chunk)
 
     def _add_ollama_later(self, chunk: Any) -> None:
-        """:meth:`_add_ollama_chunk` once the model is known."""
+        """The short path's step once the model is known (:meth:`chunk_step`)."""
         try:
             message = chunk.message
             if message is not None and message.tool_calls:
