@@ -14,6 +14,7 @@ import time
 import ollama
 import openai
 import pytest
+from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
 from otel_llm import semconv
@@ -220,6 +221,33 @@ def test_stream_error_later_in_the_loop_fails_the_call(spans, metric_reader, rou
         for _chunk in SyncStreamWrapper(call, chunks(), activate=activate):
             pass
     assert_failed(ended_once(spans, metric_reader, route), "ProviderDown")
+
+
+@pytest.mark.parametrize("activate, current_at", [
+    (True, [True, True, True, True, True]),  # every step, the last (the end) included
+    (UNTIL_FIRST_CHUNK, [True, False, False, False, False]),
+    (False, [False, False, False, False, False]),
+])
+@pytest.mark.parametrize("first_read", ["for", "next"])
+def test_the_span_is_current_while_the_steps_asked_for_run(spans, metric_reader, route, activate, current_at, first_read):
+    call = LLMCall(provider="ollama", model="llama3.2", route=route, stream=True)
+    seen = []
+
+    def chunks():
+        for chunk in ollama_chunks():
+            seen.append(trace.get_current_span() is call.span)
+            yield chunk
+        seen.append(trace.get_current_span() is call.span)
+
+    stream = SyncStreamWrapper(call, chunks(), activate=activate)
+    first = [next(stream)] if first_read == "next" else []
+    assert first + list(stream) == ollama_chunks()
+    assert seen == current_at
+    assert trace.get_current_span() is not call.span  # nothing left attached
+    span = ended_once(spans, metric_reader, route)
+    assert_ok(span)
+    assert A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK in span.attributes
+    assert (span.attributes[A.GEN_AI_USAGE_INPUT_TOKENS], span.attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (9, 3)
 
 
 def test_sync_close(spans, metric_reader, route):
