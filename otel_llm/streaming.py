@@ -369,8 +369,9 @@ class SyncStreamWrapper(Generic[T]):
             # ``Stream``'s is a generator over the same source as its ``__next__``), the
             # one made at wrapping for an iterable, which must not start again.
             # Ended while the consumer held a chunk (close() in the loop), the loop goes
-            # on reading what the closed stream still gives: the span has ended, so the
-            # accumulator's steps record nothing (not checked per chunk).
+            # on reading what the closed stream still gives (not checked per chunk): the
+            # span has ended, so nothing more is recorded, though a chunk hook still sees
+            # those chunks.
             for chunk in state.iterator if state.iterator is not None else iter(state.stream):
                 try:
                     add(chunk)
