@@ -27,7 +27,8 @@ peers do not always uninstrument cleanly). Within a repeat every variant runs on
 of calls, in random order; an added time is the median over repeats of (variant block
 minus the bare block of the same repeat), per call.
 
-    python benchmarks/instrumentation_overhead.py [--calls 200] [--repeats 7] [--runs 12] [--peer-runs N] [--no-pin] [--write]
+    python benchmarks/instrumentation_overhead.py [--calls 200] [--repeats 7] [--runs 12] [--peer-runs N]
+        [--paired-runs 8] [--paired-rounds 1000] [--no-pin] [--write]
 
 Workers are pinned to one CPU (``--no-pin`` lets them move). ``--settle N`` runs N untimed
 calls after every instrument and uninstrument, before the next timed block (switching
@@ -44,7 +45,13 @@ bootstrap 95 % interval over the runs. The verdict on the goal is "met" only whe
 whole interval is within it, "not met" when none of it is, and otherwise "not decided
 by this run".
 
-``--write`` replaces the "## Instrumentation overhead" section of BENCHMARKS.md.
+The same run then starts ``--paired-runs`` workers of ``paired_overhead.py`` (default 8;
+0 leaves them out): otel-llm installed once, each call paired with a bare and a
+hand-written call of the same round, without the switching this design needs for the
+peers. Its ratios spread far less from worker to worker; its section follows this one.
+
+``--write`` replaces the "## Instrumentation overhead" section of BENCHMARKS.md (and,
+with paired workers, the "## Paired per-call overhead" one).
 """
 
 from __future__ import annotations
@@ -646,6 +653,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="worker processes per peer (default: --runs; 0 leaves the peers out)")
     parser.add_argument("--settle", type=int, default=0,
                         help="untimed calls after each instrument/uninstrument, before the next timed block")
+    parser.add_argument("--paired-runs", type=int, default=8,
+                        help="workers of paired_overhead.py after this benchmark's own (0 leaves them out)")
+    parser.add_argument("--paired-rounds", type=int, default=1000, help="rounds per paired worker")
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     parser.add_argument("--no-pin", action="store_true", help="let the workers run on any CPU")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -666,6 +676,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(text)
     if args.write:
         write_section(text)
+    if args.paired_runs > 0:
+        import paired_overhead
+
+        paired = [paired_overhead._run_worker(args.paired_rounds, seed, not args.no_pin)
+                  for seed in range(args.paired_runs)]
+        paired_text = paired_overhead.report(paired, args.paired_rounds, not args.no_pin)
+        print(paired_text)
+        if args.write:
+            write_section(paired_text, section=paired_overhead.SECTION)
 
 
 if __name__ == "__main__":
