@@ -158,15 +158,6 @@ def _end(state: _StreamState, error: BaseException | None) -> None:
         report("ending a streamed LLM span", exc)
 
 
-def _first_chunk(state: _StreamState) -> None:
-    state.first = False
-    state.slow = state.ctx is not None or state.done
-    try:
-        state.call.first_chunk()
-    except Exception as exc:  # noqa: BLE001
-        report("recording time to first chunk", exc)
-
-
 def _enter(state: _StreamState) -> Any:
     """Make the call's span current for one step when the stream asks for it; the token."""
     try:
@@ -180,47 +171,6 @@ def _enter(state: _StreamState) -> Any:
     return None
 
 
-def _first_step(state: _StreamState) -> Any:
-    """The first chunk of a sync stream whose span is current, if at all, only while that
-    chunk is read: :func:`_step` and what it calls, written out in one function for the
-    step every stream takes once (each call on this path is a measurable share of a
-    stream's cost). Read it (the span current meanwhile when asked), end the span if the
-    stream is empty or fails, mark time to first chunk, hand the chunk to the accumulator
-    and take its ``chunk_step()`` for the rest."""
-    state.first = False
-    token = None
-    if state.activate_first:
-        try:
-            token = _context.attach_span(state.call.span)
-        except Exception as exc:  # noqa: BLE001
-            report("activating the LLM span for a chunk", exc)
-    try:
-        chunk = state.next()  # type: ignore[misc]
-    except StopIteration:
-        _end(state, None)
-        raise
-    except BaseException as exc:
-        _end(state, exc)
-        raise
-    finally:
-        if token is not None:
-            _context.detach(token)  # type: ignore[arg-type]
-    state.slow = state.done
-    try:
-        state.call.first_chunk()
-    except Exception as exc:  # noqa: BLE001
-        report("recording time to first chunk", exc)
-    acc = state.acc
-    try:
-        acc.add(chunk)
-        chunk_step = getattr(acc, "chunk_step", None)
-        if chunk_step is not None:
-            state.add = chunk_step()
-    except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
-        report("reading a stream chunk", exc)
-    return chunk
-
-
 def _received(state: _StreamState, chunk: Any) -> None:
     """A chunk came through the general step: its time if first, then the accumulator.
 
@@ -229,7 +179,12 @@ def _received(state: _StreamState, chunk: Any) -> None:
     tells it what the stream is made of."""
     first = state.first
     if first:
-        _first_chunk(state)
+        state.first = False
+        state.slow = state.ctx is not None or state.done
+        try:
+            state.call.first_chunk()
+        except Exception as exc:  # noqa: BLE001
+            report("recording time to first chunk", exc)
     try:
         state.add(chunk)
         if first:
@@ -347,12 +302,6 @@ class SyncStreamWrapper(Generic[T]):
         it here, failed.
         """
         state = self._llm_state
-        if state.first and state.ctx is None and not state.done:  # a fresh stream: the usual case
-            try:
-                chunk = _first_step(state)
-            except StopIteration:
-                return
-            yield chunk
         while state.slow:
             if state.done:  # after the end: the stream's own steps, nothing recorded
                 yield from _rest(state)
@@ -391,8 +340,6 @@ class SyncStreamWrapper(Generic[T]):
     def __next__(self) -> T:
         state = self._llm_state
         if state.slow:
-            if state.first and state.ctx is None and not state.done:
-                return _first_step(state)  # type: ignore[no-any-return]
             return _step(state, state.next)  # type: ignore[arg-type]
         # The short path (runs for most chunks): read, hand to the accumulator, return.
         try:
