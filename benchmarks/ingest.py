@@ -49,7 +49,6 @@ from exporters.postgres.exporter import PostgresExporter  # noqa: E402
 from exporters.postgres.migrate import migrate  # noqa: E402
 from exporters.postgres.partitions import ensure_partitions, utc_day  # noqa: E402
 from exporters.postgres.schema import connect  # noqa: E402
-from otel_llm import semconv  # noqa: E402
 from otel_llm.call import LLMCall  # noqa: E402
 from processor.derive import Pricer, derive  # noqa: E402
 from processor.observation import COLUMNS, RouteObservation  # noqa: E402

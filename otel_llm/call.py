@@ -23,7 +23,7 @@ from otel_llm._async_with import AsyncWithToo
 from otel_llm._safety import report, swallow
 from otel_llm._tracer import tracer
 from otel_llm.extract import record_response as read_response
-from otel_llm.metrics import METRIC_ATTRIBUTE_KEYS, metrics_enabled, record_call
+from otel_llm.metrics import metrics_enabled, record_call
 from otel_llm.scope import EMPTY_SCOPE, current_scope
 from otel_llm.scope import _current as _current_scope  # read per call: the variable itself, one call less
 

@@ -20,7 +20,7 @@ chunk by chunk of rows (:data:`CHUNK`), so memory stays bounded at any data volu
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Callable, Final
 
