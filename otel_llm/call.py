@@ -21,6 +21,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from otel_llm import _context, content, semconv
 from otel_llm._async_with import AsyncWithToo
 from otel_llm._safety import report, swallow
+from otel_llm._span_attributes import set_span_attributes
 from otel_llm._tracer import tracer
 from otel_llm.extract import record_response as read_response
 from otel_llm.metrics import metrics_enabled, record_call
@@ -236,6 +237,9 @@ class LLMCall(AsyncWithToo):
         """Set any attribute (a name from :mod:`otel_llm.semconv`)."""
         if self._ended or value is None:
             return
+        if type(key) is not str or not key:
+            self._invalid_key(key, value)
+            return
         self._pending[key] = value
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
@@ -244,8 +248,20 @@ class LLMCall(AsyncWithToo):
             return
         pending = self._pending
         for key, value in attributes.items():
-            if value is not None:
-                pending[key] = value
+            if value is None:
+                continue
+            if type(key) is not str or not key:
+                self._invalid_key(key, value)
+                continue
+            pending[key] = value
+
+    def _invalid_key(self, key: Any, value: Any) -> None:
+        """A name that is not a non-empty str: handed to the span at once, whose SDK drops
+        it with a warning (the buffered attributes are set without per-key checks)."""
+        try:
+            self.span.set_attribute(key, value)
+        except Exception as exc:  # noqa: BLE001
+            report("setting an LLM span attribute", exc)
 
     def set_checked_response(self, attributes: Mapping[str, Any]) -> None:
         """Record response attributes a reader has already checked, in one step.
@@ -485,7 +501,7 @@ class LLMCall(AsyncWithToo):
             if self._output_messages:
                 pending[semconv.GEN_AI_OUTPUT_MESSAGES] = content.output_json(self._output_messages)
             if pending:
-                self.span.set_attributes(pending)
+                set_span_attributes(self.span, pending)
         except Exception as exc:  # noqa: BLE001
             report("recording the LLM span's response attributes", exc)
         try:
