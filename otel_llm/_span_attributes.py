@@ -96,10 +96,16 @@ def _probe() -> type | None:
     global _direct_class
     direct: type | None = None
     try:
-        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import SpanLimits, TracerProvider
         from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-        tracer = TracerProvider(sampler=ALWAYS_ON).get_tracer("otel-llm probe")
+        # Its own settings, whatever the environment says (limits in force are checked per call).
+        provider = TracerProvider(
+            sampler=ALWAYS_ON, resource=Resource.get_empty(), shutdown_on_exit=False,
+            span_limits=SpanLimits(max_span_attributes=128, max_span_attribute_length=SpanLimits.UNSET),
+        )
+        tracer = provider.get_tracer("otel-llm probe")
         start = {"probe.start": 1, "probe.again": "a"}
         sample = {
             "probe.str": "s", "probe.int": 3, "probe.float": 0.5, "probe.bool": True,

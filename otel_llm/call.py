@@ -196,8 +196,8 @@ class LLMCall(AsyncWithToo):
         self._tool_call_ids: list[str] | None = None
         self._token: object | None = None
         self._output_messages: list[dict[str, Any]] | None = None
-        # Response-side attributes are buffered and set in one call when the span ends:
-        # one SDK attribute update instead of one per field keeps the hot path short.
+        # Response-side attributes are buffered and set in one step when the span ends
+        # (otel_llm._span_attributes: plain values without the SDK's per-value checks).
         self._pending: dict[str, Any] = {}
         self._start_attrs = attrs
         try:

@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import INVALID_SPAN, NonRecordingSpan
 
 from otel_llm import llm_span, semconv
+from otel_llm import _span_attributes as span_attributes
 from otel_llm._span_attributes import _set_directly, direct_path_enabled, set_span_attributes
 
 
@@ -53,6 +54,13 @@ def _same_as_public(direct: Any, public: Any, exporter: InMemorySpanExporter) ->
 
 def test_the_installed_sdk_passes_the_probe():
     # The direct path is what the instrumentation's overhead figures are measured with.
+    assert direct_path_enabled()
+
+
+def test_the_probe_does_not_depend_on_limits_set_in_the_environment(monkeypatch):
+    monkeypatch.setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "1")
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "2")
+    monkeypatch.setattr(span_attributes, "_direct_class", False)  # probe again
     assert direct_path_enabled()
 
 
