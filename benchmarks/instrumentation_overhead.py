@@ -640,7 +640,8 @@ def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md", section: str =
         new = existing.rstrip("\n") + "\n\n" + text
     else:
         nxt = existing.find("\n## ", start + len(section))
-        new = existing[:start] + text + ("" if nxt == -1 else existing[nxt + 1:])
+        # One blank line between this section and the next, whatever ``text`` ends with.
+        new = existing[:start] + text.rstrip("\n") + ("\n" if nxt == -1 else "\n\n" + existing[nxt + 1:])
     path.write_text(new.rstrip("\n") + "\n")
 
 
