@@ -92,19 +92,29 @@ def _set_directly(span: Any, attributes: Mapping[str, Any]) -> bool:
 
 def _probe() -> type | None:
     """Check, on a private provider, that storing directly into the SDK's span gives what
-    ``set_attributes`` gives; remember the span class if so."""
+    ``set_attributes`` gives, as span processors receive the ended spans; remember the
+    span class if so."""
     global _direct_class
     direct: type | None = None
     try:
         from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+        from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
         from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+        ended: list[ReadableSpan] = []
+
+        class _Keep(SpanProcessor):
+            """What span processors (and so exporters) are given when a span ends."""
+
+            def on_end(self, span: ReadableSpan) -> None:
+                ended.append(span)
 
         # Its own settings, whatever the environment says (limits in force are checked per call).
         provider = TracerProvider(
             sampler=ALWAYS_ON, resource=Resource.get_empty(), shutdown_on_exit=False,
             span_limits=SpanLimits(max_span_attributes=128, max_span_attribute_length=SpanLimits.UNSET),
         )
+        provider.add_span_processor(_Keep())
         tracer = provider.get_tracer("otel-llm probe")
         start = {"probe.start": 1, "probe.again": "a"}
         sample = {
@@ -118,11 +128,12 @@ def _probe() -> type | None:
             public_span.set_attributes(sample)
             direct_span.end()
             public_span.end()
-            got, want = dict(direct_span.attributes), dict(public_span.attributes)
+            exported_direct, exported_public = ended  # in the order they ended
+            got, want = dict(exported_direct.attributes), dict(exported_public.attributes)
             same = (
                 got == want
                 and {k: type(v) for k, v in got.items()} == {k: type(v) for k, v in want.items()}
-                and direct_span.dropped_attributes == public_span.dropped_attributes
+                and exported_direct.dropped_attributes == exported_public.dropped_attributes
             )
             if same:
                 direct = cls
