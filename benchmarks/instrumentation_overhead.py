@@ -482,17 +482,21 @@ def _spec_ok(module: str) -> bool:
         return False
 
 
-def _run_worker(name: str, calls: int, repeats: int, options: Sequence[str]) -> dict[str, dict[str, float]]:
-    """One worker process; ``options``: the worker's further command-line options."""
+def run_json_worker(script: str, args: Sequence[str], what: str = "worker") -> Any:
+    """Run ``script args`` in a new Python process with the project importable; the JSON
+    on the last line it prints (a worker process of a benchmark)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    done = subprocess.run(
-        [sys.executable, __file__, "--worker", name, "--calls", str(calls), "--repeats", str(repeats), *options],
-        capture_output=True, text=True, env=env, check=False,
-    )
+    done = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"worker {name} failed:\n{done.stderr}")
+        raise RuntimeError(f"{what} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _run_worker(name: str, calls: int, repeats: int, options: Sequence[str]) -> dict[str, dict[str, float]]:
+    """One worker process; ``options``: the worker's further command-line options."""
+    args = ["--worker", name, "--calls", str(calls), "--repeats", str(repeats), *options]
+    return run_json_worker(__file__, args, f"worker {name}")  # type: ignore[no-any-return]
 
 
 def _median_of_runs(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:

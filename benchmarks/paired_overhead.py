@@ -35,7 +35,6 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,8 +43,8 @@ from typing import Any, Callable, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from instrumentation_overhead import (  # noqa: E402
-    ROOT, SCENARIOS, _install_sdk, _pin_to_one_cpu, bare_calls, hand_calls, make_clients,
-    median_ratio_interval, verdict, write_section,
+    SCENARIOS, _install_sdk, _pin_to_one_cpu, bare_calls, hand_calls, make_clients,
+    median_ratio_interval, run_json_worker, verdict, write_section,
 )
 
 SECTION = "## Paired per-call overhead"
@@ -141,13 +140,8 @@ def worker(rounds: int, seed: int) -> dict[str, dict[str, float]]:
 
 
 def _run_worker(rounds: int, seed: int, pin: bool) -> dict[str, dict[str, float]]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    command = [sys.executable, __file__, "--worker", "--rounds", str(rounds), "--seed", str(seed)]
-    done = subprocess.run(command + ([] if pin else ["--no-pin"]), capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"worker failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    args = ["--worker", "--rounds", str(rounds), "--seed", str(seed)] + ([] if pin else ["--no-pin"])
+    return run_json_worker(__file__, args)  # type: ignore[no-any-return]
 
 
 def report(runs: list[dict[str, dict[str, float]]], rounds: int, pinned: bool) -> str:
