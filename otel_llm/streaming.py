@@ -118,7 +118,9 @@ class _StreamState:
     write on it. One is made per stream.
     """
 
-    __slots__ = ("call", "stream", "next", "acc", "add", "ctx", "activate_first", "done", "first", "slow", "iterator")
+    __slots__ = (
+        "call", "stream", "next", "acc", "add", "ctx", "activate_first", "done", "first", "slow", "iterator", "lean",
+    )
 
     def __init__(self, call: LLMCall, stream: Any, accumulator: Any, activate: bool | str) -> None:
         self.call = call
@@ -139,6 +141,9 @@ class _StreamState:
         #: The iterator made from the stream when the stream is only iterable (not an
         #: iterator itself), else None.
         self.iterator: Any = None
+        #: Nothing to make current and the span not ended: a ``for`` loop reads every chunk,
+        #: the first included, in one plain loop (``SyncStreamWrapper.__iter__``).
+        self.lean = not activate
 
 
 def _end(state: _StreamState, error: BaseException | None) -> None:
@@ -147,6 +152,7 @@ def _end(state: _StreamState, error: BaseException | None) -> None:
         return
     state.done = True
     state.slow = True
+    state.lean = False
     call = state.call
     try:
         state.acc.finish(call)
@@ -290,10 +296,10 @@ class SyncStreamWrapper(Generic[T]):
 
         A ``for`` loop resumes a generator without a Python call per chunk, where calling
         the wrapper's ``__next__`` is one (and, for an OpenAI ``Stream``, its own
-        ``__next__`` another). The first chunk (its time, the span current while it is
-        read when asked) and every step that needs it (the span current for every chunk,
-        after the end) take the general step; the rest are read from the stream's own
-        iterator in a plain loop, and the end is recorded here.
+        ``__next__`` another). Chunks are read from the stream's own iterator in a plain
+        loop, and the end is recorded here. When the span is made current (for the first
+        chunk or for every chunk), and after the end, the steps that need it take the
+        general step instead.
 
         The generator holds the wrapper, so that a stream the consumer does not keep
         lives as long as the loop. Leaving the loop early (``break``, an exception of the
@@ -302,6 +308,35 @@ class SyncStreamWrapper(Generic[T]):
         it here, failed.
         """
         state = self._llm_state
+        if state.lean:
+            # Nothing to make current (the instrumentations' streams): the first chunk
+            # takes the same loop as the rest, not the general step; its time and the
+            # accumulator's choice of step are taken when it arrives. A loop taken up
+            # again after a ``break`` or ``next()`` comes here too: only the stream's
+            # first chunk is the first to ``_received``.
+            add = None
+            thrown = False
+            try:
+                for chunk in state.iterator if state.iterator is not None else iter(state.stream):
+                    if add is None:
+                        _received(state, chunk)
+                        add = state.add
+                    else:
+                        try:
+                            add(chunk)
+                        except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
+                            report("reading a stream chunk", exc)
+                    try:
+                        yield chunk
+                    except BaseException:  # thrown into this generator (its close()): not the stream's
+                        thrown = True
+                        raise
+            except BaseException as exc:
+                if not thrown:  # raised by the stream
+                    _end(state, exc)
+                raise
+            _end(state, None)
+            return
         while state.slow:
             if state.done:  # after the end: the stream's own steps, nothing recorded
                 yield from _rest(state)

@@ -223,6 +223,91 @@ def test_stream_error_later_in_the_loop_fails_the_call(spans, metric_reader, rou
     assert_failed(ended_once(spans, metric_reader, route), "ProviderDown")
 
 
+@ACTIVATE
+def test_a_stream_that_fails_before_its_first_chunk_fails_the_call(spans, metric_reader, route, activate):
+    call = LLMCall(provider="ollama", model="llama3.2", route=route, stream=True)
+    boom = ProviderDown("refused")
+
+    def chunks():
+        raise boom
+        yield  # a generator
+
+    with pytest.raises(ProviderDown) as caught:
+        for _chunk in SyncStreamWrapper(call, chunks(), activate=activate):
+            pass
+    assert caught.value is boom
+    span = ended_once(spans, metric_reader, route)
+    assert_failed(span, "ProviderDown")
+    assert A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK not in span.attributes
+
+
+@ACTIVATE
+def test_an_empty_stream_ends_ok_without_time_to_first_chunk(spans, metric_reader, route, activate):
+    call = LLMCall(provider="ollama", model="llama3.2", route=route, stream=True)
+    assert list(SyncStreamWrapper(call, iter(()), activate=activate)) == []
+    span = ended_once(spans, metric_reader, route)
+    assert_ok(span)
+    assert A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK not in span.attributes
+
+
+@ACTIVATE
+@pytest.mark.parametrize("again", ["for", "next"])
+def test_a_loop_left_after_the_first_chunk_is_taken_up_where_it_stopped(spans, metric_reader, route, activate, again):
+    stream = wrapped_chunks(route, activate)
+    for first in stream:
+        break
+    assert spans.get_finished_spans() == ()  # still the consumer's
+    if again == "for":
+        rest = list(stream)
+    else:
+        rest = []
+        while True:
+            try:
+                rest.append(next(stream))
+            except StopIteration:
+                break
+    assert [first, *rest] == ollama_chunks()
+    span = ended_once(spans, metric_reader, route)
+    assert_ok(span)
+    assert A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK in span.attributes
+    assert (span.attributes[A.GEN_AI_USAGE_INPUT_TOKENS], span.attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (9, 3)
+
+
+class BrokenAccumulator:
+    """Fails on every chunk and at the end."""
+
+    def add(self, chunk):
+        raise ValueError("cannot read")
+
+    def finish(self, call):
+        raise ValueError("cannot record")
+
+
+@ACTIVATE
+def test_a_broken_accumulator_never_breaks_the_loop(spans, metric_reader, route, activate):
+    call = LLMCall(provider="ollama", model="llama3.2", route=route, stream=True)
+    stream = SyncStreamWrapper(call, iter(ollama_chunks()), BrokenAccumulator(), activate=activate)
+    assert list(stream) == ollama_chunks()
+    span = ended_once(spans, metric_reader, route)
+    assert_ok(span)
+    assert A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK in span.attributes
+
+
+@ACTIVATE
+def test_a_stream_closed_before_it_is_read_is_read_as_it_is(spans, metric_reader, route, activate):
+    call = LLMCall(provider="ollama", model="llama3.2", route=route, stream=True)
+    hooked = []
+    hook = ChunkHook(call, lambda c, chunk: hooked.append(chunk))
+    stream = SyncStreamWrapper(call, ollama_chunks(), hook, activate=activate)  # a list: close() leaves it readable
+    stream.close()
+    assert list(stream) == ollama_chunks()  # what the list gives, nothing recorded
+    assert hooked == []
+    span = ended_once(spans, metric_reader, route)
+    assert_ok(span)
+    assert A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK not in span.attributes
+    assert A.GEN_AI_USAGE_INPUT_TOKENS not in span.attributes
+
+
 @pytest.mark.parametrize("activate, current_at", [
     (True, [True, True, True, True, True]),  # every step, the last (the end) included
     (UNTIL_FIRST_CHUNK, [True, False, False, False, False]),
