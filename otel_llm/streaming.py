@@ -614,23 +614,36 @@ class AsyncStreamWrapper(Generic[T]):
 _new = object.__new__
 
 
-def wrap_sync(call: LLMCall, stream: Iterable[T], accumulator: ChunkAccumulator, activate: bool | str) -> SyncStreamWrapper[T]:
+def wrap_sync(
+    call: LLMCall, stream: Iterable[T], accumulator: ChunkAccumulator, activate: bool | str, source: Any = None,
+) -> SyncStreamWrapper[T]:
     """``SyncStreamWrapper(call, stream, accumulator, activate=activate)``, made without the
     class call: for the instrumentations' hot path, where calling the class (its keyword
-    argument takes CPython's slow call path) is a measurable share of a stream's cost."""
+    argument takes CPython's slow call path) is a measurable share of a stream's cost.
+
+    ``source``: the iterator the stream's own ``__iter__`` and ``__next__`` only pass
+    through (an OpenAI ``Stream``'s), read directly instead; the caller vouches for that.
+    """
     state = _StreamState(call, stream, accumulator, activate)
-    _read_from(state, stream)
+    if source is None:
+        _read_from(state, stream)
+    else:
+        state.iterator = source
+        state.next = source.__next__
     wrapper = _new(SyncStreamWrapper)
     _set(wrapper, "_llm_state", state)
     return wrapper  # type: ignore[no-any-return]
 
 
 def wrap_async(
-    call: LLMCall, stream: AsyncIterable[T], accumulator: ChunkAccumulator, activate: bool | str
+    call: LLMCall, stream: AsyncIterable[T], accumulator: ChunkAccumulator, activate: bool | str, source: Any = None,
 ) -> AsyncStreamWrapper[T]:
-    """``AsyncStreamWrapper(call, stream, accumulator, activate=activate)``, as :func:`wrap_sync`."""
+    """``AsyncStreamWrapper(call, stream, accumulator, activate=activate)``, as :func:`wrap_sync`
+    (``source``: the async iterator the stream's ``__anext__`` only passes through)."""
     state = _StreamState(call, stream, accumulator, activate)
-    state.next = (stream if hasattr(type(stream), "__anext__") else stream.__aiter__()).__anext__
+    if source is None:
+        source = stream if hasattr(type(stream), "__anext__") else stream.__aiter__()
+    state.next = source.__anext__
     wrapper = _new(AsyncStreamWrapper)
     _set(wrapper, "_llm_state", state)
     return wrapper  # type: ignore[no-any-return]

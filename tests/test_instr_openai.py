@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from typing import TypeVar
 
 import openai
 import pytest
@@ -228,6 +229,96 @@ def test_include_usage_option_asks_for_the_usage_chunk(client, fake, spans):
     asked, declined = llm_spans(spans)
     assert asked.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == PROMPT_TOKENS
     assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in declined.attributes
+
+
+def test_next_and_a_loop_share_one_position_on_a_real_stream(client, spans):
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini@chunks=6", messages=USER, stream=True, stream_options={"include_usage": True},
+    )
+    first = next(stream)
+    rest = list(stream)
+    assert list(stream) == []
+    a = one_span(spans).attributes
+    whole = list(client.chat.completions.create(
+        model="gpt-4o-mini@chunks=6", messages=USER, stream=True, stream_options={"include_usage": True},
+    ))
+    assert _texts([first, *rest]) == _texts(whole)  # each chunk once, in order
+    assert a[semconv.GEN_AI_USAGE_INPUT_TOKENS] == PROMPT_TOKENS
+    assert tuple(a[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) == ("stop",)
+
+
+_T = TypeVar("_T")
+
+
+class _EveryOtherChunk(openai.Stream[_T]):
+    """A stream class whose own iteration does more than pass the SDK's chunks through."""
+
+    def __iter__(self):
+        for i, item in enumerate(self._iterator):
+            if i % 2 == 0:
+                yield item
+
+    def __next__(self):
+        self._iterator.__next__()
+        return self._iterator.__next__()
+
+
+class _AsyncEveryOtherChunk(openai.AsyncStream[_T]):
+    async def __anext__(self):
+        await self._iterator.__anext__()
+        return await self._iterator.__anext__()
+
+
+def test_the_sdk_stream_classes_are_read_from_their_own_chunk_iterator(client):
+    """Their iteration only passes ``_iterator`` through: read directly, one step less per chunk."""
+    from otel_llm.instrumentation.openai import _chunk_source
+
+    with client.chat.completions.create(model="gpt-4o-mini", messages=USER, stream=True) as stream:
+        sdk_stream = stream.__wrapped__
+        assert _chunk_source(sdk_stream) is sdk_stream._iterator
+
+
+def _stream_of(client, stream_cls):
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    return client.post(
+        "/chat/completions", cast_to=ChatCompletion, stream=True, stream_cls=stream_cls[ChatCompletionChunk],
+        body={"model": "gpt-4o-mini@chunks=6", "messages": USER, "stream": True},
+    )
+
+
+def _texts(chunks):
+    """What identifies each chunk of a fake stream: its text, finish reason and usage."""
+    return [
+        (c.choices[0].delta.content, c.choices[0].finish_reason) if c.choices else ("usage", c.usage.total_tokens)
+        for c in chunks
+    ]
+
+
+def test_a_stream_class_with_its_own_iteration_is_read_through_it(client, spans):
+    every_other = list(_stream_of(client, _EveryOtherChunk))
+    all_chunks = list(_stream_of(client, openai.Stream))
+    assert len(all_chunks) > 2
+    assert _texts(every_other) == _texts(all_chunks[::2])
+    with _stream_of(client, _EveryOtherChunk) as stream:
+        assert _texts([next(stream)]) == _texts(all_chunks[1:2])  # its own __next__ too
+    assert len(llm_spans(spans)) == 3
+
+
+async def test_an_async_stream_class_with_its_own_iteration_is_read_through_it(aclient, spans):
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    async def read(stream_cls):
+        stream = await aclient.post(
+            "/chat/completions", cast_to=ChatCompletion, stream=True, stream_cls=stream_cls[ChatCompletionChunk],
+            body={"model": "gpt-4o-mini@chunks=6", "messages": USER, "stream": True},
+        )
+        return _texts([c async for c in stream])
+
+    every_other, all_chunks = await read(_AsyncEveryOtherChunk), await read(openai.AsyncStream)
+    assert len(all_chunks) > 2
+    assert every_other == all_chunks[1::2]
+    assert len(llm_spans(spans)) == 2
 
 
 def test_stream_tool_calls_are_assembled_from_deltas(client, spans):

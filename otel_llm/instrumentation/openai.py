@@ -42,8 +42,11 @@ Streams are wrapped in :class:`~otel_llm.streaming.SyncStreamWrapper` /
 :class:`~otel_llm.streaming.AsyncStreamWrapper`, which end the attempt's span exactly
 once on every exit path; usage comes from the provider's usage chunk, which
 ``include_usage=True`` asks for (``stream_options.include_usage``) when the caller did
-not. Calls made inside an LLM span the application opened itself, or inside a fallback
-attempt, are recorded as :mod:`otel_llm.instrumentation._base` describes.
+not. The wrapper reads the SDK's own chunk iterator (``Stream._iterator``) when the
+stream class's iteration only passes it through, checked once per class against
+pass-through bodies; other classes are read through their own methods. Calls made
+inside an LLM span the application opened itself, or inside a fallback attempt, are
+recorded as :mod:`otel_llm.instrumentation._base` describes.
 
 The ``chat.completions.stream()`` / ``responses.stream()`` helpers read the raw stream
 but close the HTTP response directly, so their ``close`` is patched too: leaving the
@@ -56,6 +59,7 @@ after the call returns, so such spans end with status and request attributes onl
 from __future__ import annotations
 
 import contextvars
+import inspect
 import time
 from random import getrandbits as _getrandbits
 from collections.abc import Collection, Mapping
@@ -272,9 +276,9 @@ class _LogicalCall:
             # The request was sent while the attempt's span was current; reading the body
             # opens no spans, so the span need not be made current for every chunk.
             if kind is _SYNC_STREAM:
-                return wrap_sync(call, result, StreamAccumulator(self.capture), False)
+                return wrap_sync(call, result, StreamAccumulator(self.capture), False, _chunk_source(result))
             if kind is _ASYNC_STREAM:
-                return wrap_async(call, result, StreamAccumulator(self.capture), False)
+                return wrap_async(call, result, StreamAccumulator(self.capture), False, _chunk_source(result))
             if kind is _RAW:
                 _record_raw(call, result)
             else:
@@ -316,6 +320,59 @@ def _special_kind(result: Any) -> str | None:
     if result.__class__ is cls and len(_KIND_BY_CLASS) < 256:
         _KIND_BY_CLASS[cls] = kind
     return kind
+
+
+# --- reading a stream's chunks -------------------------------------------------------------
+def _passes_through_sync(self):  # type: ignore[no-untyped-def]
+    for item in self._iterator:
+        yield item
+
+
+def _next_passes_through(self):  # type: ignore[no-untyped-def]
+    return self._iterator.__next__()
+
+
+async def _anext_passes_through(self):  # type: ignore[no-untyped-def]
+    return await self._iterator.__anext__()
+
+
+def _same_code(method: Any, reference: Any) -> bool:
+    """Whether ``method`` is compiled from the same body as ``reference``."""
+    code, ref = getattr(method, "__code__", None), reference.__code__
+    return code is not None and all(
+        getattr(code, name) == getattr(ref, name) for name in ("co_code", "co_names", "co_varnames", "co_consts")
+    ) and (code.co_flags & _KIND_FLAGS) == (ref.co_flags & _KIND_FLAGS)
+
+
+#: Code flags that tell a generator, a coroutine and a plain function apart.
+_KIND_FLAGS = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+#: Stream class -> whether its ``__iter__``/``__next__`` (sync) or ``__anext__`` (async)
+#: only pass its ``_iterator`` through (checked once per class).
+_PASSES_THROUGH: dict[type, bool] = {}
+
+
+def _chunk_source(stream: Any) -> Any:
+    """The SDK's own chunk iterator of an OpenAI ``Stream``/``AsyncStream``, when the
+    stream's iteration only passes it through; else None (the stream is read as it is).
+
+    Read directly, each chunk skips a generator step (sync) or a coroutine (async) that
+    adds nothing. Whether the class passes it through is checked, once per class, by
+    comparing its methods' code with pass-through bodies compiled here: a subclass or a
+    later SDK that does more in them is read through them.
+    """
+    cls = type(stream)
+    passes = _PASSES_THROUGH.get(cls)
+    if passes is None:
+        try:
+            if hasattr(cls, "__anext__"):
+                passes = _same_code(cls.__anext__, _anext_passes_through)
+            else:
+                passes = _same_code(cls.__iter__, _passes_through_sync) and _same_code(cls.__next__, _next_passes_through)
+        except Exception:  # noqa: BLE001 - an unexpected class: read as it is
+            passes = False
+        if len(_PASSES_THROUGH) < 64:
+            _PASSES_THROUGH[cls] = passes
+    return getattr(stream, "_iterator", None) if passes else None
 
 
 def _record_raw(call: LLMCall, result: Any) -> None:
