@@ -311,9 +311,9 @@ class SyncStreamWrapper(Generic[T]):
         if state.lean:
             # Nothing to make current (the instrumentations' streams): the first chunk
             # takes the same loop as the rest, not the general step; its time and the
-            # accumulator's choice of step are taken when it arrives. A loop taken up
-            # again after a ``break`` or ``next()`` comes here too: only the stream's
-            # first chunk is the first to ``_received``.
+            # accumulator's choice of step are taken when it arrives. A loop started after
+            # a ``break`` or a ``next()`` comes here too; ``_received`` counts only the
+            # stream's first chunk as the first.
             add = None
             thrown = False
             try:

@@ -323,7 +323,7 @@ def _special_kind(result: Any) -> str | None:
 
 
 # --- reading a stream's chunks -------------------------------------------------------------
-def _passes_through_sync(self):  # type: ignore[no-untyped-def]
+def _iter_passes_through(self):  # type: ignore[no-untyped-def]
     for item in self._iterator:
         yield item
 
@@ -336,6 +336,10 @@ async def _anext_passes_through(self):  # type: ignore[no-untyped-def]
     return await self._iterator.__anext__()
 
 
+#: Code flags that tell a generator, a coroutine and a plain function apart.
+_KIND_FLAGS = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
 def _same_code(method: Any, reference: Any) -> bool:
     """Whether ``method`` is compiled from the same body as ``reference``."""
     code, ref = getattr(method, "__code__", None), reference.__code__
@@ -344,8 +348,6 @@ def _same_code(method: Any, reference: Any) -> bool:
     ) and (code.co_flags & _KIND_FLAGS) == (ref.co_flags & _KIND_FLAGS)
 
 
-#: Code flags that tell a generator, a coroutine and a plain function apart.
-_KIND_FLAGS = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 #: Stream class -> whether its ``__iter__``/``__next__`` (sync) or ``__anext__`` (async)
 #: only pass its ``_iterator`` through (checked once per class).
 _PASSES_THROUGH: dict[type, bool] = {}
@@ -367,7 +369,7 @@ def _chunk_source(stream: Any) -> Any:
             if hasattr(cls, "__anext__"):
                 passes = _same_code(cls.__anext__, _anext_passes_through)
             else:
-                passes = _same_code(cls.__iter__, _passes_through_sync) and _same_code(cls.__next__, _next_passes_through)
+                passes = _same_code(cls.__iter__, _iter_passes_through) and _same_code(cls.__next__, _next_passes_through)
         except Exception:  # noqa: BLE001 - an unexpected class: read as it is
             passes = False
         if len(_PASSES_THROUGH) < 64:
