@@ -315,38 +315,17 @@ class SyncStreamWrapper(Generic[T]):
             # a ``break`` or a ``next()`` comes here too; ``_received`` counts only the
             # stream's first chunk as the first.
             add = None
-            thrown = False
-            try:
-                for chunk in state.iterator if state.iterator is not None else iter(state.stream):
-                    if add is None:
-                        _received(state, chunk)
-                        add = state.add
-                    else:
-                        try:
-                            add(chunk)
-                        except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
-                            report("reading a stream chunk", exc)
-                    try:
-                        yield chunk
-                    except BaseException:  # thrown into this generator (its close()): not the stream's
-                        thrown = True
-                        raise
-            except BaseException as exc:
-                if not thrown:  # raised by the stream
-                    _end(state, exc)
-                raise
-            _end(state, None)
-            return
-        while state.slow:
-            if state.done:  # after the end: the stream's own steps, nothing recorded
-                yield from _rest(state)
-                return
-            try:
-                chunk = _step(state, state.next)  # type: ignore[arg-type]
-            except StopIteration:
-                return
-            yield chunk
-        add = state.add
+        else:
+            while state.slow:
+                if state.done:  # after the end: the stream's own steps, nothing recorded
+                    yield from _rest(state)
+                    return
+                try:
+                    chunk = _step(state, state.next)  # type: ignore[arg-type]
+                except StopIteration:
+                    return
+                yield chunk
+            add = state.add
         thrown = False
         try:
             # The stream's own iterator: ``iter(stream)`` for an iterator (an OpenAI
@@ -357,10 +336,14 @@ class SyncStreamWrapper(Generic[T]):
             # span has ended, so nothing more is recorded, though a chunk hook still sees
             # those chunks.
             for chunk in state.iterator if state.iterator is not None else iter(state.stream):
-                try:
-                    add(chunk)
-                except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
-                    report("reading a stream chunk", exc)
+                if add is None:
+                    _received(state, chunk)
+                    add = state.add
+                else:
+                    try:
+                        add(chunk)
+                    except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
+                        report("reading a stream chunk", exc)
                 try:
                     yield chunk
                 except BaseException:  # thrown into this generator (its close()): not the stream's
