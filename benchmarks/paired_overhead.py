@@ -22,7 +22,7 @@ with a bootstrap 95 % interval over the workers, and the same three-way verdict 
 1.3x goal as ``instrumentation_overhead.py``. Same clients, canned answers, in-process
 transports and SDK set-up.
 
-    python benchmarks/paired_overhead.py [--rounds 1000] [--runs 8] [--no-pin] [--write]
+    python benchmarks/paired_overhead.py [--rounds 1000] [--runs 8] [--no-pin] [--scenario S ...] [--write]
 
 ``--write`` replaces the "## Paired per-call overhead" section of BENCHMARKS.md.
 """
@@ -97,10 +97,10 @@ def _variants() -> tuple[dict[str, dict[str, Callable[[], Any]]], Any]:
     return variants, exporter
 
 
-def _check_spans(variants: dict[str, dict[str, Callable[[], Any]]], exporter: Any) -> None:
+def _check_spans(variants: dict[str, dict[str, Callable[[], Any]]], exporter: Any, scenarios: Sequence[str]) -> None:
     """Each bare call ends no span, each hand-written or otel-llm call one: otherwise the
     unpatched clients are not what this compares."""
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         for variant, expected in (("bare", 0), ("hand", 1), ("otel-llm", 1)):
             before = exporter.spans
             variants[variant][scenario]()
@@ -110,15 +110,15 @@ def _check_spans(variants: dict[str, dict[str, Callable[[], Any]]], exporter: An
                 )
 
 
-def worker(rounds: int, seed: int) -> dict[str, dict[str, float]]:
+def worker(rounds: int, seed: int, scenarios: Sequence[str] = SCENARIOS) -> dict[str, dict[str, float]]:
     """Per scenario: ``bare`` = median seconds per bare call; ``hand``/``otel-llm`` = the
     median over rounds of (the variant's call - the bare call of the same round)."""
     variants, exporter = _variants()
-    _check_spans(variants, exporter)
+    _check_spans(variants, exporter, scenarios)
     rng = random.Random(seed)
     clock = time.thread_time_ns
     result: dict[str, dict[str, float]] = {}
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         calls = {variant: variants[variant][scenario] for variant in VARIANTS}
         for call in calls.values():
             for _ in range(WARM_UP):
@@ -139,8 +139,10 @@ def worker(rounds: int, seed: int) -> dict[str, dict[str, float]]:
     return result
 
 
-def _run_worker(rounds: int, seed: int, pin: bool) -> dict[str, dict[str, float]]:
+def _run_worker(rounds: int, seed: int, pin: bool, scenarios: Sequence[str]) -> dict[str, dict[str, float]]:
     args = ["--worker", "--rounds", str(rounds), "--seed", str(seed)] + ([] if pin else ["--no-pin"])
+    for scenario in scenarios:
+        args += ["--scenario", scenario]
     return run_json_worker(__file__, args)  # type: ignore[no-any-return]
 
 
@@ -150,7 +152,7 @@ def report(runs: list[dict[str, dict[str, float]]], rounds: int, pinned: bool) -
               "otel-llm / hand, median of workers", "95 % interval", "goal 1.3x"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     verdicts: dict[str, int] = {}
-    for scenario in SCENARIOS:
+    for scenario in runs[0]:
         figures = {v: statistics.median(run[scenario][v] for run in runs) for v in VARIANTS}
         ratios = [run[scenario]["otel-llm"] / run[scenario]["hand"] if run[scenario]["hand"] > 0 else float("inf")
                   for run in runs]
@@ -162,10 +164,12 @@ def report(runs: list[dict[str, dict[str, float]]], rounds: int, pinned: bool) -
             f"{figures['otel-llm'] * 1e6:.1f}", f"{middle:.2f}x", f"{low:.2f}x-{high:.2f}x", said,
         ]) + " |")
     summary = ", ".join(f"{verdicts[v]} {v}" for v in ("met", "not decided", "not met") if v in verdicts)
+    chosen = list(runs[0])
+    options = "".join(f' --scenario "{s}"' for s in chosen) if chosen != list(SCENARIOS) else ""
     return "\n".join([
         SECTION,
         "",
-        f"`python benchmarks/paired_overhead.py --runs {len(runs)} --rounds {rounds}`: otel-llm installed",
+        f"`python benchmarks/paired_overhead.py --runs {len(runs)} --rounds {rounds}{options}`: otel-llm installed",
         "once; bare and hand-written calls on subclasses of the clients carrying the methods",
         "as they were before `instrument()`; in each round one call of each variant in random",
         "order, each timed alone (CPU time of the calling thread). Added time = median over",
@@ -188,14 +192,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     parser.add_argument("--no-pin", action="store_true", help="let the workers run on any CPU")
+    parser.add_argument(
+        "--scenario", action="append", choices=SCENARIOS, dest="scenarios",
+        help="measure only this scenario (repeatable; default: all). A worker runs its scenarios one "
+        "after the other, so a scenario's figures can depend on the ones run before it in the process",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    scenarios = [s for s in SCENARIOS if args.scenarios is None or s in args.scenarios]
     if args.worker:
         if not args.no_pin:
             _pin_to_one_cpu()
-        print(json.dumps(worker(args.rounds, args.seed)))
+        print(json.dumps(worker(args.rounds, args.seed, scenarios)))
         return
-    runs = [_run_worker(args.rounds, seed, not args.no_pin) for seed in range(max(1, args.runs))]
+    if args.write and args.scenarios is not None:
+        parser.error("--write records every scenario: leave out --scenario")
+    runs = [_run_worker(args.rounds, seed, not args.no_pin, scenarios) for seed in range(max(1, args.runs))]
     text = report(runs, args.rounds, not args.no_pin)
     print(text)
     if args.write:
