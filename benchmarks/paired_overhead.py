@@ -97,7 +97,9 @@ def _variants() -> tuple[dict[str, dict[str, Callable[[], Any]]], Any]:
     return variants, exporter
 
 
-def _check_spans(variants: dict[str, dict[str, Callable[[], Any]]], exporter: Any, scenarios: Sequence[str]) -> None:
+def _check_spans(
+    variants: dict[str, dict[str, Callable[[], Any]]], exporter: Any, scenarios: Sequence[str] = SCENARIOS,
+) -> None:
     """Each bare call ends no span, each hand-written or otel-llm call one: otherwise the
     unpatched clients are not what this compares."""
     for scenario in scenarios:
