@@ -482,11 +482,12 @@ def _spec_ok(module: str) -> bool:
         return False
 
 
-def run_json_worker(script: str, args: Sequence[str], what: str = "worker") -> Any:
-    """Run ``script args`` in a new Python process with the project importable; the JSON
-    on the last line it prints (a worker process of a benchmark)."""
+def run_json_worker(script: str, args: Sequence[str], what: str = "worker", root: Path = ROOT) -> Any:
+    """Run ``script args`` in a new Python process with the project in ``root`` importable
+    (this checkout's, unless another version of it is measured); the JSON on the last line
+    it prints (a worker process of a benchmark)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     done = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{what} failed:\n{done.stderr}")

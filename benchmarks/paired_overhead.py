@@ -22,28 +22,41 @@ with a bootstrap 95 % interval over the workers, and the same three-way verdict 
 1.3x goal as ``instrumentation_overhead.py``. Same clients, canned answers, in-process
 transports and SDK set-up.
 
-    python benchmarks/paired_overhead.py [--rounds 1000] [--runs 8] [--no-pin] [--scenario S ...] [--write]
+    python benchmarks/paired_overhead.py [--rounds 1000] [--runs 8] [--no-pin] [--scenario S ...]
+                                         [--write | --compare REF]
 
 ``--write`` replaces the "## Paired per-call overhead" section of BENCHMARKS.md.
+
+``--compare REF`` measures this checkout against the commit REF (checked out into a
+temporary git worktree, removed afterwards): ``--runs`` pairs of workers, one of each
+version per pair, taking turns at going first, so that both meet the same phases of a
+shared machine, which move single runs by more than most changes do. Per scenario it
+reports each version's median ratio and the median over pairs of (this checkout's ratio
+- REF's), with how many pairs came out lower. REF must have this option's worker
+arguments (``--scenario`` included, when given).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import random
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from instrumentation_overhead import (  # noqa: E402
-    SCENARIOS, _install_sdk, _pin_to_one_cpu, bare_calls, hand_calls, make_clients,
+    ROOT, SCENARIOS, _install_sdk, _pin_to_one_cpu, bare_calls, hand_calls, make_clients,
     median_ratio_interval, run_json_worker, verdict, write_section,
 )
 
@@ -141,11 +154,57 @@ def worker(rounds: int, seed: int, scenarios: Sequence[str] = SCENARIOS) -> dict
     return result
 
 
-def _run_worker(rounds: int, seed: int, pin: bool, scenarios: Sequence[str]) -> dict[str, dict[str, float]]:
+def _run_worker(
+    rounds: int, seed: int, pin: bool, scenarios: Sequence[str] | None, root: Path = ROOT,
+) -> dict[str, dict[str, float]]:
+    """One worker process of the version of the project in ``root``; ``scenarios`` None: all."""
     args = ["--worker", "--rounds", str(rounds), "--seed", str(seed)] + ([] if pin else ["--no-pin"])
-    for scenario in scenarios:
+    for scenario in scenarios or ():
         args += ["--scenario", scenario]
-    return run_json_worker(__file__, args)  # type: ignore[no-any-return]
+    script = root / "benchmarks" / Path(__file__).name
+    return run_json_worker(str(script), args, f"worker of {root}", root)  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def _checkout(ref: str) -> Iterator[Path]:
+    """The commit ``ref`` of this repository, checked out into a temporary worktree."""
+    where = Path(tempfile.mkdtemp(prefix="otel-llm-compare-")) / "tree"
+    added = subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(where), ref],
+        capture_output=True, text=True, check=False,
+    )
+    if added.returncode != 0:
+        raise SystemExit(f"cannot check out {ref!r} to compare with: {added.stderr.strip()}")
+    try:
+        if not (where / "benchmarks" / Path(__file__).name).exists():
+            raise SystemExit(f"{ref!r} has no benchmarks/{Path(__file__).name} to compare with")
+        yield where
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(where)],
+                       capture_output=True, check=False)
+        shutil.rmtree(where.parent, ignore_errors=True)
+
+
+def _ratio(run: dict[str, float]) -> float:
+    return run["otel-llm"] / run["hand"] if run["hand"] > 0 else float("inf")
+
+
+def compare_report(pairs: list[tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]], ref: str) -> str:
+    """This checkout against ``ref``: (this, ref) worker results per pair, as markdown."""
+    lines = [
+        f"| scenario | this checkout: otel-llm / hand | {ref}: otel-llm / hand | difference, median of pairs | "
+        "pairs where this checkout is lower |",
+        "|---|---|---|---|---|",
+    ]
+    for scenario in pairs[0][0]:
+        ours = [_ratio(mine[scenario]) for mine, _theirs in pairs]
+        theirs = [_ratio(their[scenario]) for _mine, their in pairs]
+        lower = sum(a < b for a, b in zip(ours, theirs))
+        lines.append(
+            f"| {scenario} | {statistics.median(ours):.2f}x | {statistics.median(theirs):.2f}x | "
+            f"{statistics.median(a - b for a, b in zip(ours, theirs)):+.3f}x | {lower} / {len(pairs)} |"
+        )
+    return "\n".join(lines)
 
 
 def report(runs: list[dict[str, dict[str, float]]], rounds: int, pinned: bool) -> str:
@@ -199,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="measure only this scenario (repeatable; default: all). A worker runs its scenarios one "
         "after the other, so a scenario's figures can depend on the ones run before it in the process",
     )
+    parser.add_argument("--compare", metavar="REF", help="alternate workers with the commit REF's code (see above)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     scenarios = [s for s in SCENARIOS if args.scenarios is None or s in args.scenarios]
@@ -209,6 +269,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if args.write and args.scenarios is not None:
         parser.error("--write records every scenario: leave out --scenario")
+    if args.write and args.compare:
+        parser.error("--write records this checkout alone: leave out --compare")
+    if args.compare:
+        with _checkout(args.compare) as other:
+            pairs = []
+            for seed in range(max(1, args.runs)):
+                roots = [ROOT, other] if seed % 2 == 0 else [other, ROOT]
+                try:
+                    done = {root: _run_worker(args.rounds, seed, not args.no_pin, args.scenarios, root) for root in roots}
+                except RuntimeError as exc:
+                    raise SystemExit(f"{exc}\n{args.compare} must accept the worker arguments given here") from None
+                pairs.append((done[ROOT], done[other]))
+        print(compare_report(pairs, args.compare))
+        return
     runs = [_run_worker(args.rounds, seed, not args.no_pin, scenarios) for seed in range(max(1, args.runs))]
     text = report(runs, args.rounds, not args.no_pin)
     print(text)
