@@ -166,7 +166,7 @@ def worker(rounds: int, seed: int, scenarios: Sequence[str] = SCENARIOS) -> dict
 
 
 def _run_worker(
-    rounds: int, seed: int, pin: bool, scenarios: Sequence[str] | None, root: Path = ROOT,
+    rounds: int, seed: int, pin: bool, scenarios: Sequence[str] | None = None, root: Path = ROOT,
 ) -> dict[str, dict[str, float]]:
     """One worker process of the version of the project in ``root``; ``scenarios`` None: all."""
     args = ["--worker", "--rounds", str(rounds), "--seed", str(seed)] + ([] if pin else ["--no-pin"])
