@@ -161,6 +161,14 @@ def make_clients() -> tuple[Any, Any]:
 
 
 # --- the calls ---------------------------------------------------------------------------------------
+def _by_scenario(*calls: Callable[[], Any]) -> dict[str, Callable[[], Any]]:
+    """Scenario name -> call, each call named after its scenario (a function called
+    ``openai_stream`` is the "openai stream" scenario), so that a changed
+    :data:`SCENARIOS` cannot pair a scenario with another one's call."""
+    named = {call.__name__.replace("_", " "): call for call in calls}
+    return {scenario: named[scenario] for scenario in SCENARIOS}
+
+
 def bare_calls(oa: Any, ol: Any) -> dict[str, Callable[[], Any]]:
     def openai_sync() -> Any:
         return oa.chat.completions.create(model=MODEL, messages=MESSAGES)
@@ -182,7 +190,7 @@ def bare_calls(oa: Any, ol: Any) -> dict[str, Callable[[], Any]]:
             last = part
         return last
 
-    return dict(zip(SCENARIOS, (openai_sync, openai_stream, ollama_sync, ollama_stream)))
+    return _by_scenario(openai_sync, openai_stream, ollama_sync, ollama_stream)
 
 
 def hand_calls(oa: Any, ol: Any, *, full: bool) -> dict[str, Callable[[], Any]]:
@@ -299,7 +307,7 @@ def hand_calls(oa: Any, ol: Any, *, full: bool) -> dict[str, Callable[[], Any]]:
             ollama_end(span, last, tool_calls)
             return last
 
-    return dict(zip(SCENARIOS, (openai_sync, openai_stream, ollama_sync, ollama_stream)))
+    return _by_scenario(openai_sync, openai_stream, ollama_sync, ollama_stream)
 
 
 # --- measuring (in a worker process) -------------------------------------------------------------------
