@@ -37,8 +37,8 @@ transports and SDK set-up.
 temporary git worktree, removed afterwards): ``--runs`` pairs of workers, one of each
 version per pair, taking turns at going first, so that both meet the same phases of a
 shared machine, which move single runs by more than most changes do. Per scenario it
-reports each version's median ratio and the median over pairs of (this checkout's ratio
-- REF's), with how many pairs came out lower. REF must have this option's worker
+reports each version's median added times and ratio, and the median over pairs of (this
+checkout's ratio - REF's), with how many pairs came out lower. REF must have this option's worker
 arguments (``--scenario`` included, when given).
 """
 
@@ -197,6 +197,7 @@ def _checkout(ref: str) -> Iterator[Path]:
 
 
 def _ratio(run: dict[str, float]) -> float:
+    """otel-llm / hand of one worker's figures for one scenario."""
     return run["otel-llm"] / run["hand"] if run["hand"] > 0 else float("inf")
 
 
@@ -233,8 +234,7 @@ def report(runs: list[dict[str, dict[str, float]]], rounds: int, pinned: bool) -
     verdicts: dict[str, int] = {}
     for scenario in runs[0]:
         figures = {v: statistics.median(run[scenario][v] for run in runs) for v in VARIANTS}
-        ratios = [run[scenario]["otel-llm"] / run[scenario]["hand"] if run[scenario]["hand"] > 0 else float("inf")
-                  for run in runs]
+        ratios = [_ratio(run[scenario]) for run in runs]
         middle, low, high = median_ratio_interval(ratios)
         said = verdict(low, high)
         verdicts[said] = verdicts.get(said, 0) + 1
@@ -251,8 +251,8 @@ def report(runs: list[dict[str, dict[str, float]]], rounds: int, pinned: bool) -
         f"`python benchmarks/paired_overhead.py --runs {len(runs)} --rounds {rounds}{options}`: otel-llm installed",
         "once; bare and hand-written calls on subclasses of the clients carrying the methods",
         "as they were before `instrument()`, each variant through a client of its own; in",
-        "each round one call of each variant in random",
-        "order, each timed alone (CPU time of the calling thread). Added time = median over",
+        "each round one call of each variant in random order, each timed alone (CPU time of",
+        "the calling thread). Added time = median over",
         "rounds of (variant - bare call of the same round); figures: median of the workers;",
         "ratio: median of the workers' own ratios, bootstrap 95 % interval over the workers.",
         f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs (shared machine), "
@@ -274,8 +274,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-pin", action="store_true", help="let the workers run on any CPU")
     parser.add_argument(
         "--scenario", action="append", choices=SCENARIOS, dest="scenarios",
-        help="measure only this scenario (repeatable; default: all). A worker runs its scenarios one "
-        "after the other, so a scenario's figures can depend on the ones run before it in the process",
+        help="measure only this scenario (repeatable; default: all)",
     )
     parser.add_argument("--compare", metavar="REF", help="alternate workers with the commit REF's code (see above)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
