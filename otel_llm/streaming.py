@@ -118,9 +118,7 @@ class _StreamState:
     write on it. One is made per stream.
     """
 
-    __slots__ = (
-        "call", "stream", "next", "acc", "add", "ctx", "activate_first", "done", "first", "slow", "iterator", "lean",
-    )
+    __slots__ = ("call", "stream", "next", "acc", "add", "ctx", "activate_first", "done", "first", "slow", "iterator")
 
     def __init__(self, call: LLMCall, stream: Any, accumulator: Any, activate: bool | str) -> None:
         self.call = call
@@ -141,9 +139,6 @@ class _StreamState:
         #: The iterator made from the stream when the stream is only iterable (not an
         #: iterator itself), else None.
         self.iterator: Any = None
-        #: Nothing to make current and the span not ended: a ``for`` loop reads every chunk,
-        #: the first included, in one plain loop (``SyncStreamWrapper.__iter__``).
-        self.lean = not activate
 
 
 def _end(state: _StreamState, error: BaseException | None) -> None:
@@ -152,7 +147,6 @@ def _end(state: _StreamState, error: BaseException | None) -> None:
         return
     state.done = True
     state.slow = True
-    state.lean = False
     call = state.call
     try:
         state.acc.finish(call)
@@ -308,7 +302,7 @@ class SyncStreamWrapper(Generic[T]):
         it here, failed.
         """
         state = self._llm_state
-        if state.lean:
+        if state.ctx is None and not state.activate_first and not state.done:
             # Nothing to make current (the instrumentations' streams): the first chunk
             # takes the same loop as the rest, not the general step; its time and the
             # accumulator's choice of step are taken when it arrives. A loop started after
