@@ -33,13 +33,16 @@ transports and SDK set-up.
 
 ``--write`` replaces the "## Paired per-call overhead" section of BENCHMARKS.md.
 
-``--compare REF`` measures this checkout against the commit REF (checked out into a
-temporary git worktree, removed afterwards): ``--runs`` pairs of workers, one of each
-version per pair, taking turns at going first, so that both meet the same phases of a
-shared machine, which move single runs by more than most changes do. Per scenario it
-reports each version's median added times and ratio, and the median over pairs of (this
-checkout's ratio - REF's), with how many pairs came out lower. REF must have this option's worker
-arguments (``--scenario`` included, when given).
+``--compare REF`` measures this checkout's working files against the commit REF, both
+copied side by side into a temporary folder (REF as a git worktree; removed afterwards):
+``--runs`` pairs of workers, one of each version per pair, taking turns at going first,
+so that both meet the same phases of a shared machine, which move single runs by more
+than most changes do. Per scenario it reports each version's median added times and
+ratio, and the median over pairs of (this checkout's ratio - REF's), with how many pairs
+came out lower. REF must have this option's worker arguments (``--scenario`` included,
+when given). Its resolution is coarse: comparing a commit with itself, 8 pairs gave
+differences from -0.03x to +0.04x on the OpenAI stream's ratio (see BENCHMARKS.md), so
+a smaller difference tells nothing.
 """
 
 from __future__ import annotations
@@ -176,24 +179,39 @@ def _run_worker(
     return run_json_worker(str(script), args, f"worker of {root}", root)  # type: ignore[no-any-return]
 
 
+#: What a worker of another version needs from its tree: the package and the benchmarks.
+_WORKER_PARTS = ("otel_llm", "benchmarks")
+
+
 @contextlib.contextmanager
-def _checkout(ref: str) -> Iterator[Path]:
-    """The commit ``ref`` of this repository, checked out into a temporary worktree."""
-    where = Path(tempfile.mkdtemp(prefix="otel-llm-compare-")) / "tree"
+def _side_by_side(ref: str) -> Iterator[tuple[Path, Path]]:
+    """This checkout's working files and the commit ``ref``, side by side in one temporary
+    folder (``<tmp>/this`` and ``<tmp>/base``), removed afterwards.
+
+    Both versions run from paths of the same length, so that the only difference between
+    the two sides is the code: a process's paths (its ``PYTHONPATH``, its environment's
+    size, its code's file names) move where things land in memory, a known source of
+    steady differences between builds of the same code.
+    """
+    parent = Path(tempfile.mkdtemp(prefix="otel-llm-compare-"))
+    this, base = parent / "this", parent / "base"
     added = subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(where), ref],
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), ref],
         capture_output=True, text=True, check=False,
     )
     if added.returncode != 0:
+        shutil.rmtree(parent, ignore_errors=True)
         raise SystemExit(f"cannot check out {ref!r} to compare with: {added.stderr.strip()}")
     try:
-        if not (where / "benchmarks" / Path(__file__).name).exists():
+        if not (base / "benchmarks" / Path(__file__).name).exists():
             raise SystemExit(f"{ref!r} has no benchmarks/{Path(__file__).name} to compare with")
-        yield where
+        for part in _WORKER_PARTS:
+            shutil.copytree(ROOT / part, this / part, ignore=shutil.ignore_patterns("__pycache__"))
+        yield this, base
     finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(where)],
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
                        capture_output=True, check=False)
-        shutil.rmtree(where.parent, ignore_errors=True)
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 def _ratio(run: dict[str, float]) -> float:
@@ -290,15 +308,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.write and args.compare:
         parser.error("--write records this checkout alone: leave out --compare")
     if args.compare:
-        with _checkout(args.compare) as other:
+        with _side_by_side(args.compare) as (this, other):
             pairs = []
             for seed in range(max(1, args.runs)):
-                roots = [ROOT, other] if seed % 2 == 0 else [other, ROOT]
+                roots = [this, other] if seed % 2 == 0 else [other, this]
                 try:
                     done = {root: _run_worker(args.rounds, seed, not args.no_pin, args.scenarios, root) for root in roots}
                 except RuntimeError as exc:
                     raise SystemExit(f"{exc}\n{args.compare} must accept the worker arguments given here") from None
-                pairs.append((done[ROOT], done[other]))
+                pairs.append((done[this], done[other]))
         print(compare_report(pairs, args.compare))
         return
     runs = [_run_worker(args.rounds, seed, not args.no_pin, scenarios) for seed in range(max(1, args.runs))]
