@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-import time
 from random import getrandbits as _getrandbits
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -199,11 +198,15 @@ def _status_error_type(client: Any, response: Any) -> str:
 
 # --- one logical call ----------------------------------------------------------------------
 class _LogicalCall:
-    """State of one ``request()``: its attempts share everything here."""
+    """State of one ``request()``: its attempts share everything here.
+
+    The first attempt's span is opened with the call (it starts when the application
+    called the client); later attempts' spans when they are sent.
+    """
 
     __slots__ = (
         "mode", "host", "tools", "name", "attrs", "messages",
-        "attempts", "current", "backoff", "t0", "sending", "capture",
+        "attempts", "current", "backoff", "sending", "capture",
     )
 
     def __init__(
@@ -219,38 +222,33 @@ class _LogicalCall:
         self.attrs = attrs
         self.messages = messages
         self.attempts = 0
-        self.current: LLMCall | None = None
         self.backoff: float | None = None
-        self.t0 = time.time_ns()
         self.sending = False
         self.capture = capture
+        self.current: LLMCall | None = None
+        if mode != _base.ATTEMPT:
+            attrs[semconv.OTEL_LLM_ATTEMPT] = 0
+            self.current = call = LLMCall.from_attributes(name, attrs)  # takes the dict over
+            if messages is not None:
+                call.record_input_messages(messages)
 
     def begin_attempt(self) -> LLMCall | None:
-        """Open the span of the next HTTP attempt (or, inside a fallback attempt, reuse it)."""
+        """The span of the next HTTP attempt: the first one's, opened with the call, or a
+        new one (inside a fallback attempt: None, the attempt's own call is used)."""
         index = self.attempts
         self.attempts += 1
-        if self.mode == _base.ATTEMPT:
-            return None
-        if index == 0 and self.backoff is None:
-            attrs = self.attrs  # the first attempt takes the dict over
-            attrs[semconv.OTEL_LLM_ATTEMPT] = 0
-        else:
-            attrs = dict(self.attrs)
-            attrs[semconv.OTEL_LLM_ATTEMPT] = index
-            attrs[semconv.HTTP_REQUEST_RESEND_COUNT] = index
-            if self.backoff is not None:
-                attrs[semconv.OTEL_LLM_RETRY_BACKOFF_S] = self.backoff
-                self.backoff = None
-        call = LLMCall.from_attributes(self.name, attrs, self.t0 if index == 0 else None)
+        if index == 0 or self.mode == _base.ATTEMPT:
+            return self.current
+        attrs = dict(self.attrs)
+        attrs[semconv.OTEL_LLM_ATTEMPT] = index
+        attrs[semconv.HTTP_REQUEST_RESEND_COUNT] = index
+        if self.backoff is not None:
+            attrs[semconv.OTEL_LLM_RETRY_BACKOFF_S] = self.backoff
+            self.backoff = None
+        call = LLMCall.from_attributes(self.name, attrs)
         if self.messages is not None:
             call.record_input_messages(self.messages)
         self.current = call
-        return call
-
-    def first_call_for_failure(self) -> LLMCall:
-        """A span for a call that failed before any HTTP attempt was sent."""
-        call = self.begin_attempt()
-        assert call is not None
         return call
 
     # --- how the call ended ------------------------------------------------------------
@@ -259,9 +257,7 @@ class _LogicalCall:
         if self.mode == _base.ATTEMPT:
             return  # the fallback attempt records the exception itself
         call = self.current
-        if call is None:
-            call = self.first_call_for_failure()
-        if not call.ended:
+        if call is not None and not call.ended:
             call.end(exc)
 
     def finished(self, result: Any, is_async: bool) -> Any:
