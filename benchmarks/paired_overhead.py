@@ -65,7 +65,7 @@ from typing import Any, Callable, Iterator, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from instrumentation_overhead import (  # noqa: E402
-    ROOT, SCENARIOS, _install_sdk, _pin_to_one_cpu, bare_calls, hand_calls, make_clients,
+    ROOT, SCENARIOS, _install_sdk, _pin_to_one_cpu, _ratio, bare_calls, hand_calls, make_clients,
     median_ratio_interval, run_json_worker, verdict, write_section,
 )
 
@@ -212,11 +212,6 @@ def _side_by_side(ref: str) -> Iterator[tuple[Path, Path]]:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
                        capture_output=True, check=False)
         shutil.rmtree(parent, ignore_errors=True)
-
-
-def _ratio(run: dict[str, float]) -> float:
-    """otel-llm / hand of one worker's figures for one scenario."""
-    return run["otel-llm"] / run["hand"] if run["hand"] > 0 else float("inf")
 
 
 def compare_report(pairs: list[tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]], ref: str) -> str:
