@@ -16,8 +16,9 @@ measures otel-llm alone against the same two baselines without either:
   shared by all three). A client's own data (its resource objects, options, the type
   caches of its class) is kept warm by the calls made through it: with one client for
   ``bare`` and ``hand``, those two kept it warm for each other and otel-llm's client
-  was colder, and the subtraction of the bare call charged that to otel-llm (about
-  0.02x-0.08x of the OpenAI stream's ratio, ``--compare`` against the shared client);
+  was colder, and the subtraction of the bare call charged that to otel-llm (measured
+  against the shared client at -0.007x to -0.078x of the OpenAI stream's ratio, which is
+  within ``--compare``'s own noise: the reasoning, not that figure, is why);
 * in every round, one call of each variant in random order, each timed alone (CPU time
   of the calling thread), so each otel-llm call is compared with a bare and a
   hand-written call made within a millisecond of it.
