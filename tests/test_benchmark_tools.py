@@ -120,13 +120,19 @@ def test_paired_worker_checks_its_variants_and_reports_every_scenario() -> None:
         assert figures[scenario]["bare"] > 0
 
 
-def test_paired_benchmark_rejects_write_with_compare() -> None:
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [(["--compare", "HEAD"], "leave out --compare"), (["--scenario", "openai sync"], "leave out --scenario")],
+)
+def test_paired_benchmark_rejects_write_with_a_partial_or_compared_run(options: list[str], message: str) -> None:
+    before = (ROOT / "BENCHMARKS.md").read_bytes()
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "paired_overhead.py"), "--write", "--compare", "HEAD"],
+        [sys.executable, str(ROOT / "benchmarks" / "paired_overhead.py"), "--write", *options],
         capture_output=True, text=True, check=False,
     )
     assert done.returncode == 2
-    assert "leave out --compare" in done.stderr
+    assert message in done.stderr
+    assert (ROOT / "BENCHMARKS.md").read_bytes() == before  # nothing written
 
 
 @pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="needs a git checkout")
@@ -146,6 +152,14 @@ def test_compare_puts_both_versions_side_by_side_at_paths_of_the_same_length() -
     with pytest.raises(SystemExit, match="cannot check out 'no-such-ref'"):
         with paired._side_by_side("no-such-ref"):
             pass
+    first = subprocess.run(["git", "-C", str(ROOT), "rev-list", "--max-parents=0", "HEAD"],
+                           capture_output=True, text=True, check=True).stdout.split()[0]
+    with pytest.raises(SystemExit, match="has no benchmarks/paired_overhead.py"):
+        with paired._side_by_side(first):
+            pass
+    after = subprocess.run(["git", "-C", str(ROOT), "worktree", "list", "--porcelain"],
+                           capture_output=True, text=True, check=True).stdout
+    assert after == listed  # the refused checkout left no worktree behind
 
 
 def test_worker_failure_is_reported_with_its_error(tmp_path: Path) -> None:
