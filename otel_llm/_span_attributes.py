@@ -9,7 +9,10 @@ already made: their values are plain ``str``/``int``/``float``/``bool`` or lists
 
 So, for the SDK's own span class only, and only when a probe made once per process has
 shown that writing into its attribute store gives exactly what ``set_attributes`` gives,
-plain values are stored directly, under the same two locks the SDK takes. Everything the
+plain values are stored directly, under the same two locks the SDK takes. A mapping its
+caller vouches for (``ready``: every value already what the SDK would store, a plain value
+or a tuple of plain values of one type, as :class:`~otel_llm.call.LLMCall` keeps its
+buffer) is stored in one ``dict.update``, without a look at each value. Everything the
 SDK would treat differently goes through ``span.set_attributes`` itself:
 
 * another span class (a non-recording span, another SDK, a subclass);
@@ -41,8 +44,9 @@ _PLAIN = frozenset((str, int, float, bool))
 _direct_class: type | None | bool = False
 
 
-def set_span_attributes(span: Any, attributes: Mapping[str, Any]) -> None:
-    """``span.set_attributes(attributes)``, for the SDK's span without re-checking plain values.
+def set_span_attributes(span: Any, attributes: Mapping[str, Any], ready: bool = False) -> None:
+    """``span.set_attributes(attributes)``, for the SDK's span without re-checking plain values
+    (``ready``: without looking at any value; see the module's docstring).
 
     May raise what ``span.set_attributes`` raises (the caller reports it).
     """
@@ -50,7 +54,7 @@ def set_span_attributes(span: Any, attributes: Mapping[str, Any]) -> None:
     direct = _direct_class
     if direct is False:
         direct = _probe()
-    if cls is not direct or not _set_directly(span, attributes):
+    if cls is not direct or not _set_directly(span, attributes, ready):
         span.set_attributes(attributes)
 
 
@@ -60,9 +64,10 @@ def direct_path_enabled() -> bool:
     return direct is not None
 
 
-def _set_directly(span: Any, attributes: Mapping[str, Any]) -> bool:
+def _set_directly(span: Any, attributes: Mapping[str, Any], ready: bool = False) -> bool:
     """Store plain values in the span's attribute store; False (nothing stored) when the
-    SDK's own method must do it all. Values it cannot store are handed to that method."""
+    SDK's own method must do it all. Values it cannot store are handed to that method;
+    ``ready`` values are all stored as they are."""
     store = span._attributes
     if store.max_value_len is not None:
         return False
@@ -76,6 +81,9 @@ def _set_directly(span: Any, attributes: Mapping[str, Any]) -> bool:
         if span._end_time is not None or store._immutable:
             return False
         with store._lock:
+            if ready:
+                items.update(attributes)
+                return True
             for key, value in attributes.items():
                 if type(value) in plain:
                     items[key] = value
@@ -121,22 +129,29 @@ def _probe() -> type | None:
             "probe.str": "s", "probe.int": 3, "probe.float": 0.5, "probe.bool": True,
             "probe.list": ["x", "y"], "probe.again": "b", "probe.odd": [1, [2]],
         }
-        direct_span = tracer.start_span("probe", attributes=start)
-        public_span = tracer.start_span("probe", attributes=start)
-        cls = type(direct_span)
-        if _set_directly(direct_span, sample):
-            public_span.set_attributes(sample)
+        ready = {"probe.str": "s", "probe.int": 3, "probe.float": 0.5, "probe.bool": True,
+                 "probe.tuple": ("x", "y"), "probe.again": "c"}
+        same = True
+        cls: type | None = None
+        for values, ready_values in ((sample, False), (ready, True)):
+            direct_span = tracer.start_span("probe", attributes=start)
+            public_span = tracer.start_span("probe", attributes=start)
+            cls = type(direct_span)
+            if not _set_directly(direct_span, values, ready_values):
+                same = False
+                break
+            public_span.set_attributes(values)
             direct_span.end()
             public_span.end()
-            exported_direct, exported_public = ended  # in the order they ended
+            exported_direct, exported_public = ended[-2:]  # in the order they ended
             got, want = dict(exported_direct.attributes), dict(exported_public.attributes)
-            same = (
+            same = same and (
                 got == want
                 and {k: type(v) for k, v in got.items()} == {k: type(v) for k, v in want.items()}
                 and exported_direct.dropped_attributes == exported_public.dropped_attributes
             )
-            if same:
-                direct = cls
+        if same:
+            direct = cls
     except Exception as exc:  # noqa: BLE001 - another SDK layout: the public method only
         logger.debug("otel-llm: span attributes go through set_attributes (%r)", exc)
     _direct_class = direct

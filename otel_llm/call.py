@@ -28,6 +28,9 @@ from otel_llm.metrics import metrics_enabled, record_call
 from otel_llm.scope import EMPTY_SCOPE, current_scope
 from otel_llm.scope import _current as _current_scope  # read per call: the variable itself, one call less
 
+#: Value types the SDK stores as they are (``bool`` is not an ``int`` here: ``type`` is compared).
+_READY_TYPES = frozenset((str, int, float, bool))
+
 _VALID_OPERATIONS = frozenset(semconv.INFERENCE_OPERATIONS)
 _CLIENT = SpanKind.CLIENT
 
@@ -99,6 +102,7 @@ class LLMCall(AsyncWithToo):
         "_output_messages",
         "_start_attrs",
         "_pending",
+        "_pending_ready",
         "_tool_calls_known",
     )
 
@@ -199,6 +203,10 @@ class LLMCall(AsyncWithToo):
         # Response-side attributes are buffered and set in one step when the span ends
         # (otel_llm._span_attributes: plain values without the SDK's per-value checks).
         self._pending: dict[str, Any] = {}
+        # Whether every buffered value is what the SDK would store for it (a plain value,
+        # or a tuple of str for a list): then the whole buffer is stored in one step.
+        # otel-llm's own recorders keep it so; a value an application sets may not.
+        self._pending_ready = True
         self._start_attrs = attrs
         try:
             self.span: Span = tracer().start_span(name, kind=_CLIENT, attributes=attrs, start_time=start_ns)
@@ -240,6 +248,8 @@ class LLMCall(AsyncWithToo):
         if type(key) is not str or not key:
             self._invalid_key(key, value)
             return
+        if type(value) not in _READY_TYPES:
+            self._pending_ready = False
         self._pending[key] = value
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
@@ -253,6 +263,8 @@ class LLMCall(AsyncWithToo):
             if type(key) is not str or not key:
                 self._invalid_key(key, value)
                 continue
+            if type(value) not in _READY_TYPES:
+                self._pending_ready = False
             pending[key] = value
 
     def _invalid_key(self, key: Any, value: Any) -> None:
@@ -268,8 +280,9 @@ class LLMCall(AsyncWithToo):
 
         For the readers of known response classes (:mod:`otel_llm.extract`): every value
         is of the type and range :meth:`set_response` and :meth:`set_usage` would store
-        (finish reasons a non-empty list of str, token counts non-negative ints), so the
-        per-field checks are not paid again. Finish reasons are given, so the tool-call
+        (finish reasons a non-empty tuple of str, as the SDK stores a list; token counts
+        non-negative ints; every other value a plain str, int or float), so the per-field
+        checks are not paid again. Finish reasons are given, so the tool-call
         count is known too.
         """
         if self._ended:
@@ -300,13 +313,13 @@ class LLMCall(AsyncWithToo):
         if id is not None:
             pending[semconv.GEN_AI_RESPONSE_ID] = id if type(id) is str else str(id)
         if type(finish_reasons) is str:  # one reason (Ollama's done_reason): nothing to convert
-            pending[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = [finish_reasons]
+            pending[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = (finish_reasons,)
             self._tool_calls_known = True
         elif finish_reasons is not None:
             try:
                 if isinstance(finish_reasons, str):
                     finish_reasons = [finish_reasons]
-                reasons = [r if type(r) is str else str(r) for r in finish_reasons if r is not None]
+                reasons = tuple(r if type(r) is str else str(r) for r in finish_reasons if r is not None)
                 if reasons:
                     pending[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
                     self._tool_calls_known = True
@@ -416,7 +429,7 @@ class LLMCall(AsyncWithToo):
             if value < 0 or value != value:
                 raise ValueError(f"cost must be a non-negative number, got {usd!r}")
             self._pending[semconv.OTEL_LLM_COST_USD] = value
-            self._pending[semconv.OTEL_LLM_COST_BASIS] = basis
+            self._pending[semconv.OTEL_LLM_COST_BASIS] = basis if type(basis) is str else str(basis)
 
     def set_http_status(self, status: int) -> None:
         """Record the HTTP status of the provider's answer."""
@@ -495,13 +508,13 @@ class LLMCall(AsyncWithToo):
             if self._tool_calls_known:
                 pending[semconv.OTEL_LLM_TOOL_CALLS] = self._tool_calls
                 if self._tool_call_names:
-                    pending[semconv.OTEL_LLM_TOOL_CALL_NAMES] = self._tool_call_names
+                    pending[semconv.OTEL_LLM_TOOL_CALL_NAMES] = tuple(self._tool_call_names)
                 if self._tool_call_ids:
-                    pending[semconv.OTEL_LLM_TOOL_CALL_IDS] = self._tool_call_ids
+                    pending[semconv.OTEL_LLM_TOOL_CALL_IDS] = tuple(self._tool_call_ids)
             if self._output_messages:
                 pending[semconv.GEN_AI_OUTPUT_MESSAGES] = content.output_json(self._output_messages)
             if pending:
-                set_span_attributes(self.span, pending)
+                set_span_attributes(self.span, pending, self._pending_ready)
         except Exception as exc:  # noqa: BLE001
             report("recording the LLM span's response attributes", exc)
         try:

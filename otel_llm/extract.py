@@ -204,7 +204,7 @@ def _record_completion_totals(call: LLMCall, model: Any, rid: Any, reasons: list
         attrs = {
             semconv.GEN_AI_RESPONSE_MODEL: model,
             semconv.GEN_AI_RESPONSE_ID: rid,
-            semconv.GEN_AI_RESPONSE_FINISH_REASONS: reasons,
+            semconv.GEN_AI_RESPONSE_FINISH_REASONS: (reasons[0],),  # stored as the SDK stores a list
         }
         if usage is None:
             call.set_checked_response(attrs)
@@ -276,7 +276,7 @@ def _record_ollama_object(call: LLMCall, response: Any, messages: bool = True) -
         # the same attributes the per-field way below records.
         call.set_checked_response({
             semconv.GEN_AI_RESPONSE_MODEL: model,
-            semconv.GEN_AI_RESPONSE_FINISH_REASONS: [reason],
+            semconv.GEN_AI_RESPONSE_FINISH_REASONS: (reason,),
             semconv.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
             semconv.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
             semconv.OTEL_LLM_OLLAMA_LOAD_DURATION: load / _NS_PER_S,

@@ -72,6 +72,62 @@ def test_direct_store_gives_what_set_attributes_gives(values):
     _same_as_public(direct, public, exporter)
 
 
+READY_CASES: dict[str, dict[str, Any]] = {
+    "plain values": {"a.str": "x", "a.int": 7, "a.float": 0.25, "a.bool": False},
+    "tuples of str": {"a.reasons": ("stop",), "a.names": ("f", "g")},
+    "a start attribute set again": {"probe.kept": 2, "a.new": "n"},
+}
+
+
+@pytest.mark.parametrize("values", list(READY_CASES.values()), ids=list(READY_CASES))
+def test_a_ready_mapping_is_stored_as_set_attributes_stores_it(values):
+    direct, public, exporter = _twins()
+    assert _set_directly(direct, values, True)
+    public.set_attributes(values)
+    _same_as_public(direct, public, exporter)
+
+
+@pytest.mark.parametrize("limits", [SpanLimits(max_span_attribute_length=1), SpanLimits(max_span_attributes=3)])
+def test_a_ready_mapping_still_meets_the_limits_in_force(limits):
+    values = {"a.long": "truncated", "a.longs": ("abc", "de"), "a.int": 1}
+    direct, public, exporter = _twins(limits)
+    set_span_attributes(direct, values, True)
+    public.set_attributes(values)
+    _same_as_public(direct, public, exporter)
+
+
+def test_values_an_application_sets_are_cleaned_though_the_rest_is_ready(spans):
+    """A list (or any value not plain) set by the application takes the SDK's cleaning,
+    not the one-step store of otel-llm's own ready values."""
+    with llm_span(provider="openai", model="m") as call:
+        call.set_response(model="m-1", finish_reasons="stop")
+        call.set_attribute("app.tags", ["a", "b"])
+        call.set_attributes({"app.ids": [1, 2]})
+        call.add_tool_call("lookup", "call-1")
+    (span,) = spans.get_finished_spans()
+    a = span.attributes
+    assert a["app.tags"] == ("a", "b") and type(a["app.tags"]) is tuple
+    assert a["app.ids"] == (1, 2) and type(a["app.ids"]) is tuple
+    assert a[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+    assert a[semconv.OTEL_LLM_TOOL_CALL_NAMES] == ("lookup",) and a[semconv.OTEL_LLM_TOOL_CALL_IDS] == ("call-1",)
+
+
+def test_otel_llms_own_values_are_stored_as_the_sdk_stores_them(spans):
+    with llm_span(provider="openai", model="m") as call:
+        call.set_response(model="m-1", id="r", finish_reasons=["stop", "length"])
+        call.set_usage(input_tokens=3, output_tokens=2, cache_read_input_tokens=1)
+        call.add_tool_call("lookup", "call-1")
+        call.set_http_status(200)
+        call.set_cost(0.5)
+    (span,) = spans.get_finished_spans()
+    a = span.attributes
+    assert a[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop", "length")
+    assert type(a[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) is tuple
+    assert type(a[semconv.OTEL_LLM_TOOL_CALL_NAMES]) is tuple and type(a[semconv.OTEL_LLM_TOOL_CALL_IDS]) is tuple
+    assert a[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 3 and a[semconv.HTTP_RESPONSE_STATUS_CODE] == 200
+    assert a[semconv.OTEL_LLM_COST_USD] == 0.5
+
+
 @pytest.mark.parametrize("values", list(CASES.values()), ids=list(CASES))
 def test_value_length_limit_is_applied_as_by_the_sdk(values):
     direct, public, exporter = _twins(SpanLimits(max_span_attribute_length=1))
