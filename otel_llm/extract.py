@@ -659,6 +659,41 @@ class StreamAccumulator:
             return self._add_ollama_later if self._ollama_model is not None else self._add_ollama_chunk
         return self.add
 
+    def starts_chat_stream(self, chunk: Any) -> bool:
+        """Whether a stream wrapper's loop may read this stream's chunks itself, this
+        first one included: an OpenAI chat chunk object naming model and id, content not
+        captured. If so its model and id are taken here, and the loop reads every chunk
+        as :meth:`_add_openai_later` does: the usage object into ``_usage``, finish
+        reasons into ``_finish`` by choice index, tool-call deltas handed to
+        :meth:`add_tool_deltas`, a chunk it cannot read to :meth:`read_odd_chunk`. If not,
+        nothing is taken (the loop hands the chunk to :meth:`add`).
+        """
+        cls = type(chunk)
+        if not self._unseen or self._capture or _SHORT_PATH_KINDS[cls] != _KIND_OPENAI:
+            return False
+        try:
+            model = chunk.model
+            rid = chunk.id
+        except Exception:  # noqa: BLE001 - an odd chunk: add() reads it
+            return False
+        if not model or not rid:
+            return False
+        self._unseen = False
+        self._openai_cls = cls
+        self._model = model
+        self._id = rid
+        return True
+
+    def add_tool_deltas(self, index: int, tool_calls: Any) -> None:
+        """Tool-call deltas of choice ``index`` of an OpenAI chat chunk (see :meth:`starts_chat_stream`)."""
+        self._add_tool_deltas(index, tool_calls)
+
+    def read_odd_chunk(self, chunk: Any) -> None:
+        """A chunk the short way could not read: read the general way (idempotent), as are
+        the totals at the end."""
+        self._openai_cls = None
+        self._add_general(chunk)
+
     def _add_openai_chunk(self, chunk: Any) -> None:
         """The short path: an OpenAI chat chunk object, read as attributes."""
         try:
@@ -685,8 +720,7 @@ class StreamAccumulator:
                 if choice.delta.tool_calls:
                     self._add_tool_deltas(choice.index or 0, choice.delta.tool_calls)
         except Exception:  # noqa: BLE001 - an odd chunk: read it the general way (idempotent)
-            self._openai_cls = None
-            self._add_general(chunk)
+            self.read_odd_chunk(chunk)
 
     def _add_ollama_chunk(self, chunk: Any) -> None:
         """The short path: an Ollama chat chunk object, read as attributes."""

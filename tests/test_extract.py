@@ -541,3 +541,100 @@ def test_an_ollama_stream_read_through_the_wrapper_keeps_its_tool_calls_and_fina
     assert (a[A.GEN_AI_USAGE_INPUT_TOKENS], a[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (7, 5)
     assert tuple(a[A.GEN_AI_RESPONSE_FINISH_REASONS]) == ("stop",)
     assert a[A.OTEL_LLM_OLLAMA_LOAD_DURATION] == 2.0
+
+
+def _two_choice_chunks() -> list[ChatCompletionChunk]:
+    base = {"id": "chatcmpl-n", "object": "chat.completion.chunk", "created": 0, "model": "gpt-4o-mini"}
+
+    def chunk(choices, usage=None):
+        return ChatCompletionChunk.model_validate({**base, "choices": choices, "usage": usage})
+
+    return [
+        chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}},
+               {"index": 1, "delta": {"role": "assistant", "content": ""}}]),
+        chunk([{"index": 1, "delta": {"content": "b"}, "finish_reason": "length"}]),
+        chunk([{"index": 0, "delta": {"content": "a"}, "finish_reason": "stop"}]),
+        chunk([], {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}),
+    ]
+
+
+def _differential_streams() -> dict[str, list]:
+    chunks = openai_chunks()
+    odd = unvalidated(
+        ChatCompletionChunk, id="chatcmpl-s", object="chat.completion.chunk", created=0, model="gpt-4o-mini-2024-07-18",
+        choices=[{"index": 0, "delta": {"tool_calls": [
+            {"index": 2, "id": "call_z", "type": "function", "function": {"name": "fetch", "arguments": "{}"}}]}}],
+    )
+    return {
+        "tool calls and usage": chunks,
+        "text only": [c for c in chunks if not (c.choices and c.choices[0].delta.tool_calls)],
+        "an odd chunk mid-stream": chunks[:2] + [odd] + chunks[2:],
+        "a usage chunk as a dict": chunks[:-1] + [chunks[-1].model_dump()],
+        "a first chunk without model and id": [chunks[0].model_copy(update={"model": "", "id": ""}), *chunks[1:]],
+        "two choices": _two_choice_chunks(),
+        "ollama": [
+            ollama.ChatResponse(model="llama3.2", message={"role": "assistant", "content": "w"}, done=False),
+            ollama.ChatResponse(model="llama3.2", message={"role": "assistant", "content": ""}, done=True,
+                                done_reason="stop", prompt_eval_count=7, eval_count=5),
+        ],
+    }
+
+
+def _recorded_attributes(spans) -> dict:
+    a = dict(only_span(spans).attributes)
+    for key in (A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, A.OTEL_LLM_LOGICAL_CALL_ID):
+        a.pop(key, None)
+    spans.clear()
+    return a
+
+
+def _read(wrapper, chunks, how: str) -> list:
+    """Consume ``wrapper`` the way ``how`` names; the chunks the consumer got."""
+    got = []
+    if how == "for":
+        got.extend(wrapper)
+    elif how == "next":
+        got.extend(next(wrapper) for _ in chunks)
+        with pytest.raises(StopIteration):
+            next(wrapper)
+    else:  # a loop left after two chunks, then taken up by another loop or by next()
+        for chunk in wrapper:
+            got.append(chunk)
+            if len(got) == 2:
+                break
+        if how == "for, break, for":
+            got.extend(wrapper)
+        else:
+            got.extend(next(wrapper) for _ in chunks[2:])
+            with pytest.raises(StopIteration):
+                next(wrapper)
+    return got
+
+
+@pytest.mark.parametrize("how", ["for", "next", "for, break, for", "for, break, next"])
+@pytest.mark.parametrize("name", list(_differential_streams()))
+def test_every_way_of_reading_a_stream_records_what_add_records(spans, no_content, name, how):
+    """The wrapper's ``for`` loop reads OpenAI chat chunks itself; its ``__next__`` hands
+    them to the accumulator's step; ``add`` takes them one by one: all record the same
+    attributes, whatever the stream holds and however the consumer reads it."""
+    chunks = _differential_streams()[name]
+    accumulate(chunks, model="m")
+    by_add = _recorded_attributes(spans)
+    call = LLMCall(provider="openai", model="m", stream=True)
+    wrapper = wrap_sync(call, iter(chunks), StreamAccumulator(), False)
+    assert _read(wrapper, chunks, how) == chunks
+    del wrapper
+    assert _recorded_attributes(spans) == by_add
+
+
+@pytest.mark.parametrize("name", list(_differential_streams()))
+def test_a_stream_closed_in_its_loop_records_what_was_read_as_add_does(spans, no_content, name):
+    chunks = _differential_streams()[name]
+    accumulate(chunks[:2], model="m")
+    by_add = _recorded_attributes(spans)
+    call = LLMCall(provider="openai", model="m", stream=True)
+    wrapper = wrap_sync(call, iter(chunks), StreamAccumulator(), False)
+    for i, _chunk in enumerate(wrapper):
+        if i == 1:
+            wrapper.close()
+    assert _recorded_attributes(spans) == by_add
