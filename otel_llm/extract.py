@@ -660,11 +660,11 @@ class StreamAccumulator:
         return self.add
 
     def starts_chat_stream(self, chunk: Any) -> bool:
-        """Whether a stream wrapper's loop may read this stream's chunks itself, this
-        first one included: an OpenAI chat chunk object naming model and id, content not
-        captured. If so its model and id are taken here, and the loop reads every chunk
-        as :meth:`_add_openai_later` does: the usage object into ``_usage``, finish
-        reasons into ``_finish`` by choice index, tool-call deltas handed to
+        """Whether a stream wrapper's loop may read this stream's later chunks itself: the
+        first is an OpenAI chat chunk object naming model and id, content not captured.
+        If so the first chunk is added here, and the loop reads every later chunk as
+        :meth:`_add_openai_later` does: the usage object into ``_usage``, finish reasons
+        into ``_finish`` by choice index, tool-call deltas handed to
         :meth:`add_tool_deltas`, a chunk it cannot read to :meth:`read_odd_chunk`. If not,
         nothing is taken (the loop hands the chunk to :meth:`add`).
         """
@@ -682,6 +682,7 @@ class StreamAccumulator:
         self._openai_cls = cls
         self._model = model
         self._id = rid
+        self._add_openai_later(chunk)
         return True
 
     def add_tool_deltas(self, index: int, tool_calls: Any) -> None:

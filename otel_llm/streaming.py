@@ -291,11 +291,18 @@ class SyncStreamWrapper(Generic[T]):
         A ``for`` loop resumes a generator without a Python call per chunk, where calling
         the wrapper's ``__next__`` is one (and, for an OpenAI ``Stream``, its own
         ``__next__`` another). Chunks are read from the stream's own iterator in a plain
-        loop, and the end is recorded there (:func:`_default_loop` for a stream read from
-        its start with the default accumulator and nothing to make current, the
-        instrumentations' streams; :func:`_loop` for the others). When the span is made
-        current (for the first chunk or for every chunk), and after the end, the steps
-        that need it take the general step instead.
+        loop, and the end is recorded here. When the span is made current (for the first
+        chunk or for every chunk), and after the end, the steps that need it take the
+        general step instead.
+
+        On a stream read from its start with the default accumulator and nothing to make
+        current (the instrumentations' streams), a stream of OpenAI chat chunk objects
+        (content not captured) is read by this loop itself into the accumulator, where
+        other streams' chunks go to the accumulator's step: a Python call less per chunk,
+        and several less for the first, on the path most instrumented streams take. The
+        loop reads them as ``StreamAccumulator._add_openai_later`` does (a differential
+        test keeps the two alike); :meth:`~otel_llm.extract.StreamAccumulator.starts_chat_stream`
+        says when.
 
         The generator holds the wrapper, so that a stream the consumer does not keep
         lives as long as the loop. Leaving the loop early (``break``, an exception of the
@@ -304,12 +311,79 @@ class SyncStreamWrapper(Generic[T]):
         it here, failed.
         """
         state = self._llm_state
-        if (
-            state.first and state.ctx is None and not state.activate_first and not state.done
-            and type(state.acc) is StreamAccumulator
-        ):
-            return _default_loop(self, state)
-        return _loop(self, state)
+        if state.ctx is None and not state.activate_first and not state.done:
+            # Nothing to make current (the instrumentations' streams): the first chunk
+            # takes the same loop as the rest, not the general step; its time and the
+            # accumulator's choice of step are taken when it arrives. A loop started after
+            # a ``break`` or a ``next()`` comes here too; only the stream's first chunk
+            # counts as the first.
+            add = None
+        else:
+            while state.slow:
+                if state.done:  # after the end: the stream's own steps, nothing recorded
+                    yield from _rest(state)
+                    return
+                try:
+                    chunk = _step(state, state.next)  # type: ignore[arg-type]
+                except StopIteration:
+                    return
+                yield chunk
+            add = state.add
+        acc = state.acc
+        chat = False  # this loop reads the chunks itself (see above)
+        thrown = False
+        try:
+            # The stream's own iterator: ``iter(stream)`` for an iterator (an OpenAI
+            # ``Stream``'s is a generator over the same source as its ``__next__``), the
+            # one made at wrapping for an iterable, which must not start again.
+            # Ended while the consumer held a chunk (close() in the loop), the loop goes
+            # on reading what the closed stream still gives (not checked per chunk): the
+            # span has ended, so nothing more is recorded, though a chunk hook still sees
+            # those chunks.
+            for chunk in state.iterator if state.iterator is not None else iter(state.stream):
+                if chat:
+                    try:
+                        usage = chunk.usage
+                        if usage is not None:
+                            acc._usage = usage
+                        for choice in chunk.choices:
+                            reason = choice.finish_reason
+                            if reason is not None:
+                                acc._finish[choice.index or 0] = reason
+                            if choice.delta.tool_calls:
+                                acc.add_tool_deltas(choice.index or 0, choice.delta.tool_calls)
+                    except Exception:  # noqa: BLE001 - an odd chunk: the accumulator reads it the general way
+                        acc.read_odd_chunk(chunk)
+                elif add is not None:
+                    try:
+                        add(chunk)
+                    except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
+                        report("reading a stream chunk", exc)
+                elif not state.first or type(acc) is not StreamAccumulator:
+                    _received(state, chunk)  # the first chunk of this loop, not of the stream
+                    add = state.add
+                else:  # the stream's first chunk, for the default accumulator
+                    state.first = False
+                    state.slow = state.done
+                    state.call.first_chunk()
+                    try:
+                        chat = acc.starts_chat_stream(chunk)
+                        if not chat:
+                            acc.add(chunk)
+                            add = state.add = acc.chunk_step()
+                    except Exception as exc:  # noqa: BLE001
+                        report("reading a stream chunk", exc)
+                        add = state.add
+                try:
+                    yield chunk
+                except BaseException:  # thrown into this generator (its close()): not the stream's
+                    thrown = True
+                    raise
+        except BaseException as exc:
+            if not thrown:  # raised by the stream
+                _end(state, exc)
+            raise
+        _end(state, None)
 
     def __next__(self) -> T:
         state = self._llm_state
@@ -410,127 +484,6 @@ class SyncStreamWrapper(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<SyncStreamWrapper of {self._llm_state.stream!r}>"
-
-
-def _loop(wrapper: SyncStreamWrapper[Any], state: _StreamState) -> Iterator[Any]:
-    """The loop of :meth:`SyncStreamWrapper.__iter__` for any stream; ``wrapper`` is held
-    so that it lives as long as the loop."""
-    if state.ctx is None and not state.activate_first and not state.done:
-        # Nothing to make current (the instrumentations' streams): the first chunk
-        # takes the same loop as the rest, not the general step; its time and the
-        # accumulator's choice of step are taken when it arrives. A loop started after
-        # a ``break`` or a ``next()`` comes here too; ``_received`` counts only the
-        # stream's first chunk as the first.
-        add = None
-    else:
-        while state.slow:
-            if state.done:  # after the end: the stream's own steps, nothing recorded
-                yield from _rest(state)
-                return
-            try:
-                chunk = _step(state, state.next)  # type: ignore[arg-type]
-            except StopIteration:
-                return
-            yield chunk
-        add = state.add
-    thrown = False
-    try:
-        # The stream's own iterator: ``iter(stream)`` for an iterator (an OpenAI
-        # ``Stream``'s is a generator over the same source as its ``__next__``), the
-        # one made at wrapping for an iterable, which must not start again.
-        # Ended while the consumer held a chunk (close() in the loop), the loop goes
-        # on reading what the closed stream still gives (not checked per chunk): the
-        # span has ended, so nothing more is recorded, though a chunk hook still sees
-        # those chunks.
-        for chunk in state.iterator if state.iterator is not None else iter(state.stream):
-            if add is None:
-                _received(state, chunk)
-                add = state.add
-            else:
-                try:
-                    add(chunk)
-                except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
-                    report("reading a stream chunk", exc)
-            try:
-                yield chunk
-            except BaseException:  # thrown into this generator (its close()): not the stream's
-                thrown = True
-                raise
-    except BaseException as exc:
-        if not thrown:  # raised by the stream
-            _end(state, exc)
-        raise
-    _end(state, None)
-
-
-def _default_loop(wrapper: SyncStreamWrapper[Any], state: _StreamState) -> Iterator[Any]:
-    """The loop of :meth:`SyncStreamWrapper.__iter__` for a stream read from its start
-    with the default accumulator and nothing to make current (``wrapper`` is held so
-    that it lives as long as the loop).
-
-    It is :func:`_loop`'s, except that on a stream of OpenAI chat chunk objects (content
-    not captured) it reads every chunk itself into the accumulator, where :func:`_loop`
-    calls the accumulator's steps: a Python call less per chunk and several less for the
-    first, on the path most instrumented streams take. It reads them as
-    ``StreamAccumulator._add_openai_later`` does (a differential test keeps the two
-    alike); :meth:`~otel_llm.extract.StreamAccumulator.starts_chat_stream` says when.
-    """
-    acc = state.acc
-    finish = acc._finish
-    chat = first = True
-    add: Callable[[Any], None] | None = None
-    thrown = False
-    try:
-        # As in _loop: the stream's own iterator, or the one made at wrapping.
-        for chunk in state.iterator if state.iterator is not None else iter(state.stream):
-            if first:
-                first = state.first = False
-                state.slow = state.done
-                state.call.first_chunk()
-                try:
-                    chat = acc.starts_chat_stream(chunk)
-                    if not chat:
-                        acc.add(chunk)
-                        add = state.add = acc.chunk_step()
-                except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
-                    report("reading a stream chunk", exc)
-                    chat = False
-                    add = state.add
-                if not chat:
-                    try:
-                        yield chunk
-                    except BaseException:  # thrown into this generator (its close()): not the stream's
-                        thrown = True
-                        raise
-                    continue
-            if chat:
-                try:
-                    usage = chunk.usage
-                    if usage is not None:
-                        acc._usage = usage
-                    for choice in chunk.choices:
-                        reason = choice.finish_reason
-                        if reason is not None:
-                            finish[choice.index or 0] = reason
-                        if choice.delta.tool_calls:
-                            acc.add_tool_deltas(choice.index or 0, choice.delta.tool_calls)
-                except Exception:  # noqa: BLE001 - an odd chunk: the accumulator reads it the general way
-                    acc.read_odd_chunk(chunk)
-            else:
-                try:
-                    add(chunk)  # type: ignore[misc]
-                except Exception as exc:  # noqa: BLE001
-                    report("reading a stream chunk", exc)
-            try:
-                yield chunk
-            except BaseException:  # thrown into this generator (its close()): not the stream's
-                thrown = True
-                raise
-    except BaseException as exc:
-        if not thrown:  # raised by the stream
-            _end(state, exc)
-        raise
-    _end(state, None)
 
 
 class AsyncStreamWrapper(Generic[T]):
