@@ -685,10 +685,6 @@ class StreamAccumulator:
         self._add_openai_later(chunk)
         return True
 
-    def add_tool_deltas(self, index: int, tool_calls: Any) -> None:
-        """Tool-call deltas of choice ``index`` of an OpenAI chat chunk (see :meth:`starts_chat_stream`)."""
-        self._add_tool_deltas(index, tool_calls)
-
     def read_odd_chunk(self, chunk: Any) -> None:
         """A chunk the short way could not read: read the general way (idempotent), as are
         the totals at the end."""
@@ -703,8 +699,7 @@ class StreamAccumulator:
             if self._id is None:
                 self._id = chunk.id or None
         except Exception:  # noqa: BLE001 - an odd chunk: read it the general way (idempotent)
-            self._openai_cls = None
-            self._add_general(chunk)
+            self.read_odd_chunk(chunk)
             return
         self._add_openai_later(chunk)
 
@@ -719,7 +714,7 @@ class StreamAccumulator:
                 if reason is not None:
                     self._finish[choice.index or 0] = reason
                 if choice.delta.tool_calls:
-                    self._add_tool_deltas(choice.index or 0, choice.delta.tool_calls)
+                    self.add_tool_deltas(choice.index or 0, choice.delta.tool_calls)
         except Exception:  # noqa: BLE001 - an odd chunk: read it the general way (idempotent)
             self.read_odd_chunk(chunk)
 
@@ -785,15 +780,16 @@ class StreamAccumulator:
                 continue
             tool_calls = _get(delta, "tool_calls")
             if tool_calls:
-                self._add_tool_deltas(index, tool_calls)
+                self.add_tool_deltas(index, tool_calls)
             if self._capture:
                 text = _get(delta, "content")
                 if text:
                     self._text.setdefault(index, []).append(text)
 
-    def _add_tool_deltas(self, index: int, tool_calls: Any) -> None:
-        """Tool-call deltas of one choice, assembled by their index (names and ids; the
-        arguments only when content is captured)."""
+    def add_tool_deltas(self, index: int, tool_calls: Any) -> None:
+        """Tool-call deltas of choice ``index``, assembled by their index (names and ids;
+        the arguments only when content is captured); also the step a stream wrapper's
+        loop hands them to (see :meth:`starts_chat_stream`)."""
         tools = self._tools
         if tools is _EMPTY:
             tools = self._tools = {}

@@ -359,20 +359,18 @@ class SyncStreamWrapper(Generic[T]):
                         add(chunk)
                     except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
                         report("reading a stream chunk", exc)
-                elif not state.first or type(acc) is not StreamAccumulator:
-                    _received(state, chunk)  # the first chunk of this loop, not of the stream
-                    add = state.add
-                else:  # the stream's first chunk, for the default accumulator
-                    state.first = False
-                    state.slow = state.done
-                    state.call.first_chunk()
-                    try:
-                        chat = acc.starts_chat_stream(chunk)
-                        if not chat:
-                            acc.add(chunk)
-                            add = state.add = acc.chunk_step()
-                    except Exception as exc:  # noqa: BLE001
-                        report("reading a stream chunk", exc)
+                else:  # the first chunk of this loop
+                    if state.first and type(acc) is StreamAccumulator:
+                        state.call.first_chunk()  # before the chunk is read, as _received does
+                        try:
+                            chat = acc.starts_chat_stream(chunk)
+                        except Exception as exc:  # noqa: BLE001 - a broken accumulator never breaks the stream
+                            report("reading a stream chunk", exc)
+                    if chat:
+                        state.first = False
+                        state.slow = state.done
+                    else:  # (a second first_chunk() there does nothing: only the first counts)
+                        _received(state, chunk)
                         add = state.add
                 try:
                     yield chunk
