@@ -275,7 +275,9 @@ class LLMCall(AsyncWithToo):
         except Exception as exc:  # noqa: BLE001
             report("setting an LLM span attribute", exc)
 
-    def set_checked_response(self, attributes: Mapping[str, Any]) -> None:
+    def set_checked_response(
+        self, attributes: Mapping[str, Any], input_tokens: int | None = None, output_tokens: int | None = None,
+    ) -> None:
         """Record response attributes a reader has already checked, in one step.
 
         For the readers of known response classes (:mod:`otel_llm.extract`): every value
@@ -283,16 +285,15 @@ class LLMCall(AsyncWithToo):
         (finish reasons a non-empty tuple of str, as the SDK stores a list; token counts
         non-negative ints; every other value a plain str, int or float), so the per-field
         checks are not paid again. Finish reasons are given, so the tool-call
-        count is known too.
+        count is known too. ``input_tokens`` and ``output_tokens`` are the token counts
+        among ``attributes`` (for the call's metrics), given apart so they are not looked up.
         """
         if self._ended:
             return
         self._pending.update(attributes)
         self._tool_calls_known = True
-        input_tokens = attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS)
         if input_tokens is not None:
             self._input_tokens = input_tokens
-        output_tokens = attributes.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)
         if output_tokens is not None:
             self._output_tokens = output_tokens
 

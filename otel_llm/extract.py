@@ -214,17 +214,18 @@ def _record_completion_totals(call: LLMCall, model: Any, rid: Any, reasons: list
             output_tokens = usage.completion_tokens
             in_details = usage.prompt_tokens_details
             out_details = usage.completion_tokens_details
+            cached = written = reasoning = None
             if in_details is not None:
                 cached = in_details.cached_tokens
                 written = in_details.cache_write_tokens
-            else:
-                cached = written = None
-            reasoning = out_details.reasoning_tokens if out_details is not None else None
+            if out_details is not None:
+                reasoning = out_details.reasoning_tokens
+            # Every count a plain int or (the detailed ones) absent, none negative. An
+            # absent input or output count passes the type test, and min() raises on it.
             plain = (
-                int is type(input_tokens) is type(output_tokens) and input_tokens >= 0 and output_tokens >= 0
-                and (cached is None or type(cached) is int and cached >= 0)
-                and (written is None or type(written) is int and written >= 0)
-                and (reasoning is None or type(reasoning) is int and reasoning >= 0)
+                {type(input_tokens), type(output_tokens), type(cached), type(written), type(reasoning)}
+                <= _COUNT_TYPES
+                and min(input_tokens, output_tokens, cached or 0, written or 0, reasoning or 0) >= 0
             )
         except Exception:  # noqa: BLE001 - another shape: the general reader
             plain = False
@@ -237,11 +238,15 @@ def _record_completion_totals(call: LLMCall, model: Any, rid: Any, reasons: list
                 attrs[semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = written
             if reasoning is not None:
                 attrs[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
-            call.set_checked_response(attrs)
+            call.set_checked_response(attrs, input_tokens, output_tokens)
             return
     call.set_response(model=model, id=rid, finish_reasons=reasons or None)
     if usage is not None:
         _record_completion_usage_object(call, usage)
+
+
+#: The types a token count of a usage object may have on the one-step path (None: absent).
+_COUNT_TYPES = frozenset((int, type(None)))
 
 
 def _record_ollama_object(call: LLMCall, response: Any, messages: bool = True) -> None:
@@ -283,7 +288,7 @@ def _record_ollama_object(call: LLMCall, response: Any, messages: bool = True) -
             semconv.OTEL_LLM_OLLAMA_PROMPT_EVAL_DURATION: prompt_eval / _NS_PER_S,
             semconv.OTEL_LLM_OLLAMA_EVAL_DURATION: eval_ / _NS_PER_S,
             semconv.OTEL_LLM_OLLAMA_TOTAL_DURATION: total / _NS_PER_S,
-        })
+        }, input_tokens, output_tokens)
     else:
         _record_ollama_fields(call, model, reason, input_tokens, output_tokens, (load, prompt_eval, eval_, total))
     if tool_calls:

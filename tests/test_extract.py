@@ -109,6 +109,50 @@ def test_openai_chat_completion_object(spans, no_content):
     assert "Paris" not in json.dumps({k: str(v) for k, v in a.items()})
 
 
+_ODD_COUNTS = {
+    "plain": dict(prompt_tokens=7, completion_tokens=3),
+    "zero": dict(prompt_tokens=0, completion_tokens=0),
+    "details absent": dict(prompt_tokens=7, completion_tokens=3, details=False),
+    "bool": dict(prompt_tokens=True, completion_tokens=3),
+    "negative": dict(prompt_tokens=7, completion_tokens=-1),
+    "float": dict(prompt_tokens=7.0, completion_tokens=3),
+    "str": dict(prompt_tokens="7", completion_tokens=3),
+    "input absent": dict(prompt_tokens=None, completion_tokens=3),
+    "negative detail": dict(prompt_tokens=7, completion_tokens=3, cached=-2),
+    "bool detail": dict(prompt_tokens=7, completion_tokens=3, reasoning=False),
+}
+
+
+@pytest.mark.parametrize("case", list(_ODD_COUNTS))
+def test_usage_counts_read_in_one_step_are_what_the_field_by_field_reader_records(spans, no_content, case):
+    """A chat completion's usage is recorded in one step only when every count is one the
+    field-by-field reader would store as it is; whatever the counts, both give the same
+    attributes and the same token counts for the metrics."""
+    from otel_llm.extract import _record_completion_totals, _record_completion_usage_object
+
+    spec = dict(_ODD_COUNTS[case])
+    details = spec.pop("details", True)
+    cached, reasoning = spec.pop("cached", 2), spec.pop("reasoning", 1)
+    usage = CompletionUsage.model_construct(
+        **spec, total_tokens=10,
+        prompt_tokens_details=PromptTokensDetails.model_construct(cached_tokens=cached) if details else None,
+        completion_tokens_details=CompletionTokensDetails.model_construct(reasoning_tokens=reasoning) if details else None,
+    )
+    one_step = LLMCall(provider="openai", model="m")
+    _record_completion_totals(one_step, "m", "id-1", ["stop"], usage)
+    one_step.end()
+    by_field = LLMCall(provider="openai", model="m")
+    by_field.set_response(model="m", id="id-1", finish_reasons=["stop"])
+    _record_completion_usage_object(by_field, usage)
+    by_field.end()
+    first, second = spans.get_finished_spans()
+    assert dict(first.attributes) == dict(second.attributes)
+    assert (one_step._input_tokens, one_step._output_tokens) == (by_field._input_tokens, by_field._output_tokens)
+    if case == "plain":  # the case itself is read: not two empty records
+        assert first.attributes[A.GEN_AI_USAGE_INPUT_TOKENS] == 7
+        assert first.attributes[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 2
+
+
 def test_openai_chat_completion_dict(spans, no_content):
     recorded(chat_completion().model_dump(mode="json"))
     assert_chat_completion_recorded(only_span(spans).attributes)

@@ -23,6 +23,7 @@ from otel_llm import semconv
 from otel_llm.fallback import Target, fallback_chain
 from otel_llm.instrument import instrument
 from processor.derive import derive
+from tests.conftest import collect_points
 from tests.instr_fixtures import _fresh, anyio_backend, fake, instrumented  # noqa: F401 - fixtures
 from tests.fake_provider import CACHED_TOKENS, PROMPT_TOKENS
 
@@ -203,6 +204,32 @@ def test_stream_exhausted_records_usage_from_the_usage_chunk_and_ttft(client, sp
     ttft = a[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK]
     assert 0 < ttft <= (span.end_time - span.start_time) / 1e9
     assert span.status.status_code is StatusCode.UNSET
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["chat", "stream"])
+def test_token_usage_metric_carries_the_answers_counts(client, spans, metric_reader, stream):
+    """The token usage histogram gets the answer's input and output counts, once each, for a
+    chat completion and for a stream (its usage chunk): what a dashboard of tokens reads."""
+    from tests.conftest import collect_points
+
+    route = f"token-metric-{'stream' if stream else 'chat'}"
+    with otel_llm.scope(route=route):
+        if stream:
+            chunks = list(client.chat.completions.create(
+                model="gpt-4o-mini", messages=USER, stream=True, stream_options={"include_usage": True},
+            ))
+            output = chunks[-1].usage.completion_tokens
+        else:
+            output = client.chat.completions.create(model="gpt-4o-mini", messages=USER).usage.completion_tokens
+    assert output > 0
+    points = {
+        p.attributes[semconv.GEN_AI_TOKEN_TYPE]: p
+        for p in collect_points(metric_reader, semconv.METRIC_TOKEN_USAGE)
+        if p.attributes.get(semconv.OTEL_LLM_ROUTE) == route
+    }
+    assert set(points) == {semconv.TOKEN_TYPE_INPUT, semconv.TOKEN_TYPE_OUTPUT}
+    assert (points[semconv.TOKEN_TYPE_INPUT].count, points[semconv.TOKEN_TYPE_INPUT].sum) == (1, PROMPT_TOKENS)
+    assert (points[semconv.TOKEN_TYPE_OUTPUT].count, points[semconv.TOKEN_TYPE_OUTPUT].sum) == (1, output)
 
 
 def test_stream_without_usage_leaves_tokens_unknown_and_asks_nothing(client, fake, spans):
