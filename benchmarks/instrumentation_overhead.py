@@ -640,6 +640,12 @@ def report(
         f"In this run: {summary}.",
         peer_note,
         "",
+        "The goal is judged on the paired figures of the next section (`paired_overhead.py`, which",
+        "this script runs with `--paired-runs`): there otel-llm is installed once, as in an",
+        "application. This table's blocks switch it on and off around every otel-llm block,",
+        "because the peers patch the same methods, and its ratios spread widely from one worker",
+        "process to the next (\"what the time figures can tell\", below); it is here for the peers.",
+        "",
     ])
 
 
