@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from types import SimpleNamespace
 
 import ollama
 import pydantic
@@ -120,6 +121,8 @@ _ODD_COUNTS = {
     "input absent": dict(prompt_tokens=None, completion_tokens=3),
     "negative detail": dict(prompt_tokens=7, completion_tokens=3, cached=-2),
     "bool detail": dict(prompt_tokens=7, completion_tokens=3, reasoning=False),
+    "cache write": dict(prompt_tokens=7, completion_tokens=3, written=5),
+    "float cache write": dict(prompt_tokens=7, completion_tokens=3, written=5.0),
 }
 
 
@@ -132,11 +135,12 @@ def test_usage_counts_read_in_one_step_are_what_the_field_by_field_reader_record
 
     spec = dict(_ODD_COUNTS[case])
     details = spec.pop("details", True)
-    cached, reasoning = spec.pop("cached", 2), spec.pop("reasoning", 1)
-    usage = CompletionUsage.model_construct(
+    cached, written, reasoning = spec.pop("cached", 2), spec.pop("written", None), spec.pop("reasoning", 1)
+    # Plain objects of the usage object's shape: the SDK's own classes may convert what they are given.
+    usage = SimpleNamespace(
         **spec, total_tokens=10,
-        prompt_tokens_details=PromptTokensDetails.model_construct(cached_tokens=cached) if details else None,
-        completion_tokens_details=CompletionTokensDetails.model_construct(reasoning_tokens=reasoning) if details else None,
+        prompt_tokens_details=SimpleNamespace(cached_tokens=cached, cache_write_tokens=written) if details else None,
+        completion_tokens_details=SimpleNamespace(reasoning_tokens=reasoning) if details else None,
     )
     one_step = LLMCall(provider="openai", model="m")
     _record_completion_totals(one_step, "m", "id-1", ["stop"], usage)
@@ -146,7 +150,8 @@ def test_usage_counts_read_in_one_step_are_what_the_field_by_field_reader_record
     _record_completion_usage_object(by_field, usage)
     by_field.end()
     first, second = spans.get_finished_spans()
-    assert dict(first.attributes) == dict(second.attributes)
+    typed = [{k: (type(v), v) for k, v in span.attributes.items()} for span in (first, second)]
+    assert typed[0] == typed[1]  # False == 0: the types are compared too
     assert (one_step._input_tokens, one_step._output_tokens) == (by_field._input_tokens, by_field._output_tokens)
     if case == "plain":  # the case itself is read: not two empty records
         assert first.attributes[A.GEN_AI_USAGE_INPUT_TOKENS] == 7

@@ -210,8 +210,6 @@ def test_stream_exhausted_records_usage_from_the_usage_chunk_and_ttft(client, sp
 def test_token_usage_metric_carries_the_answers_counts(client, spans, metric_reader, stream):
     """The token usage histogram gets the answer's input and output counts, once each, for a
     chat completion and for a stream (its usage chunk): what a dashboard of tokens reads."""
-    from tests.conftest import collect_points
-
     route = f"token-metric-{'stream' if stream else 'chat'}"
     with otel_llm.scope(route=route):
         if stream:
