@@ -37,7 +37,9 @@ from typing import Any, Mapping
 
 logger = logging.getLogger("otel_llm")
 
-_PLAIN = frozenset((str, int, float, bool))
+#: Value types the SDK stores as they are (``bool`` is not an ``int`` here: ``type`` is
+#: compared). Also what keeps :class:`~otel_llm.call.LLMCall`'s buffer ``ready``.
+PLAIN_TYPES = frozenset((str, int, float, bool))
 
 #: The span class whose attribute store the probe verified; ``False`` until probed,
 #: ``None`` when the probe failed (the public method only).
@@ -75,7 +77,7 @@ def _set_directly(span: Any, attributes: Mapping[str, Any], ready: bool = False)
     maxlen = store.maxlen
     if maxlen is not None and len(items) + len(attributes) > maxlen:
         return False
-    plain = _PLAIN
+    plain = PLAIN_TYPES
     rest: dict[str, Any] | None = None
     with span._lock:
         if span._end_time is not None or store._immutable:

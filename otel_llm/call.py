@@ -21,15 +21,12 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from otel_llm import _context, content, semconv
 from otel_llm._async_with import AsyncWithToo
 from otel_llm._safety import report, swallow
-from otel_llm._span_attributes import set_span_attributes
+from otel_llm._span_attributes import PLAIN_TYPES, set_span_attributes
 from otel_llm._tracer import tracer
 from otel_llm.extract import record_response as read_response
 from otel_llm.metrics import metrics_enabled, record_call
 from otel_llm.scope import EMPTY_SCOPE, current_scope
 from otel_llm.scope import _current as _current_scope  # read per call: the variable itself, one call less
-
-#: Value types the SDK stores as they are (``bool`` is not an ``int`` here: ``type`` is compared).
-_READY_TYPES = frozenset((str, int, float, bool))
 
 _VALID_OPERATIONS = frozenset(semconv.INFERENCE_OPERATIONS)
 _CLIENT = SpanKind.CLIENT
@@ -248,7 +245,7 @@ class LLMCall(AsyncWithToo):
         if type(key) is not str or not key:
             self._invalid_key(key, value)
             return
-        if type(value) not in _READY_TYPES:
+        if type(value) not in PLAIN_TYPES:
             self._pending_ready = False
         self._pending[key] = value
 
@@ -263,7 +260,7 @@ class LLMCall(AsyncWithToo):
             if type(key) is not str or not key:
                 self._invalid_key(key, value)
                 continue
-            if type(value) not in _READY_TYPES:
+            if type(value) not in PLAIN_TYPES:
                 self._pending_ready = False
             pending[key] = value
 
