@@ -3,12 +3,14 @@
 No timing is asserted here (figures are measured by hand, BENCHMARKS.md); these tests
 check that the benchmarks compare what they say they compare: calls paired with their
 scenario by name, unpatched clients that really are unpatched, the three-way verdict,
-BENCHMARKS.md sections replaced one at a time, and ``--compare`` putting both versions
-at paths of the same length.
+BENCHMARKS.md sections replaced one at a time, ``--compare`` putting both versions
+at paths of the same length, and the per-chunk benchmark's otel-llm variants recording
+what the stream carried.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -16,6 +18,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from otel_llm import semconv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,6 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 try:
     import instrumentation_overhead as overhead
     import paired_overhead as paired
+    import stream_chunk_cost as chunk_cost
 finally:
     sys.path[:] = _saved_path
 
@@ -169,3 +174,21 @@ def test_worker_failure_is_reported_with_its_error(tmp_path: Path) -> None:
         overhead.run_json_worker(str(script), [], "a broken worker")
     script.write_text(f"print({json.dumps(json.dumps({'x': 1}))})\n")
     assert overhead.run_json_worker(str(script), []) == {"x": 1}
+
+
+@pytest.mark.parametrize(("build", "output_tokens"), [
+    (chunk_cost.ollama_chunks, 11),  # the final chunk's eval_count: one per chunk of text before it
+    (chunk_cost.openai_chunks, 9),  # the usage chunk's completion_tokens: one per chunk of text
+], ids=["ollama", "openai"])
+def test_per_chunk_benchmark_wrappers_record_every_stream_they_time(build, output_tokens, spans) -> None:
+    """The otel-llm variants of ``stream_chunk_cost.py`` read each chunk as instrumented
+    streams are read: a sync and an async stream each end one span with the stream's
+    finish reason and output token count."""
+    chunks = build(12)
+    chunk_cost.make_wrapped()(iter(chunks))
+    asyncio.run(chunk_cost.make_wrapped_async()(chunk_cost._yield_each(chunks)))
+    ended = spans.get_finished_spans()
+    assert len(ended) == 2
+    for span in ended:
+        assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == output_tokens
+        assert span.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
