@@ -101,19 +101,39 @@ def _record_ollama_response(call: LLMCall, response: Any) -> None:
     _record_ollama(call, response, messages=True)
 
 
-def _detect_response_reader(response: Any) -> Callable[[LLMCall, Any], None]:
-    if _get(response, "choices") is not None:
-        return _record_openai_choices_response
-    if _get(response, "object") == "response" or _get(response, "output") is not None:
-        return _record_responses_api
-    if _get(response, "data") is not None and _get(response, "usage") is not None:
-        return _record_openai_embeddings
-    return _record_ollama_response
+def _detect_response_reader(response: Any) -> tuple[Callable[[LLMCall, Any], None], bool]:
+    """The reader for ``response``, and whether its class may keep that reader.
 
+    The client's own response classes are told apart by class. Any other class by the
+    fields this object fills, which says what the class is only when a field that marks
+    a kind is there: an object that marks none (an error body answered with status 200
+    and parsed into a chat completion class, an embeddings answer without usage) is read
+    the general way this once, and the next object of its class is looked at afresh.
+    """
+    cls = type(response)
+    if cls in _OPENAI_CHAT_COMPLETION_CLASSES:
+        return _record_chat_completion_object, True  # reads odd values the general way itself
+    if cls in _OLLAMA_RESPONSE_CLASSES:
+        return _record_ollama_object, True
+    if _get(response, "choices") is not None:
+        return _record_openai_choices_response, True
+    kind = _get(response, "object")
+    if kind == "response" or _get(response, "output") is not None:
+        return _record_responses_api, True
+    if _get(response, "data") is not None and (kind == "list" or _get(response, "usage") is not None):
+        return _record_openai_embeddings, True
+    return _record_ollama_response, any(_get(response, field) is not None for field in _OLLAMA_RESPONSE_MARKS)
+
+
+#: Fields only an Ollama answer fills (chat, generate, embed, embeddings).
+_OLLAMA_RESPONSE_MARKS = ("done", "message", "eval_count", "prompt_eval_count", "embeddings", "embedding")
 
 #: Reader per pydantic response class. Their fields are fixed, so the shape is recognised
 #: once per class: probing an object for fields it lacks (pydantic answers a missing
-#: attribute by raising internally) is what reading a response used to cost most.
+#: attribute by raising internally) is what reading a response used to cost most. Only
+#: a reader the class itself or a field marking its kind chose is kept (see
+#: :func:`_detect_response_reader`): one odd answer never decides how every later
+#: answer of its class is read.
 _READER_BY_CLASS: dict[type, Callable[[LLMCall, Any], None]] = {}
 
 
@@ -121,13 +141,9 @@ def _response_reader(response: Any) -> Callable[[LLMCall, Any], None]:
     cls = type(response)
     reader = _READER_BY_CLASS.get(cls)
     if reader is None:
-        reader = _detect_response_reader(response)
-        if reader is _record_openai_choices_response and cls in _OPENAI_CHAT_COMPLETION_CLASSES:
-            reader = _record_chat_completion_object
-        elif reader is _record_ollama_response and cls in _OLLAMA_RESPONSE_CLASSES:
-            reader = _record_ollama_object
+        reader, by_kind = _detect_response_reader(response)
         # Only classes with fixed fields (pydantic models) are cached: a dict's keys vary.
-        if hasattr(cls, "model_fields") and len(_READER_BY_CLASS) < _CLASS_CACHE_MAX:
+        if by_kind and hasattr(cls, "model_fields") and len(_READER_BY_CLASS) < _CLASS_CACHE_MAX:
             _READER_BY_CLASS[cls] = reader
     return reader
 
@@ -137,7 +153,7 @@ def _record_openai_choices_response(call: LLMCall, response: Any) -> None:
     reasons: list[str] = []
     outputs: list[tuple[Any, Any]] = []
     try:
-        for choice in _get(response, "choices"):
+        for choice in _get(response, "choices") or ():  # none: an error body parsed as a completion
             reason = _get(choice, "finish_reason")
             if reason is not None:
                 reasons.append(reason)
@@ -480,7 +496,7 @@ def _record_ollama_timing(call: LLMCall, field: str, key: str, value: Any) -> No
 # --- streams -----------------------------------------------------------------------------
 _KIND_OTHER = 0
 _KIND_OPENAI = 1  # chat / legacy completion chunk: has ``choices``
-_KIND_RESPONSES = 2  # Responses API stream event: ``type`` "response.*"
+_KIND_RESPONSES = 2  # Responses API stream event: ``type`` "response.*", or the in-band "error"
 _KIND_OLLAMA = 3  # Ollama chunk: ``done`` / ``message`` / ``response``
 _KIND_SKIP = 4  # text and bytes chunks carry no metadata
 
@@ -492,7 +508,7 @@ def _detect_kind(chunk: Any) -> int:
     if _get(chunk, "choices") is not None:
         return _KIND_OPENAI
     etype = _get(chunk, "type")
-    if isinstance(etype, str) and etype.startswith("response."):
+    if isinstance(etype, str) and (etype.startswith("response.") or etype == "error"):
         return _KIND_RESPONSES
     if _get(chunk, "done") is not None or _get(chunk, "message") is not None or _get(chunk, "eval_count") is not None:
         return _KIND_OLLAMA
@@ -604,7 +620,7 @@ class StreamAccumulator:
     __slots__ = (
         "_capture", "_model", "_id", "_usage", "_finish", "_tools", "_text",
         "_response", "_ollama_final", "_ollama_tools", "_ollama_model", "_failed_adds",
-        "_openai_cls", "_ollama_cls", "_unseen",
+        "_openai_cls", "_ollama_cls", "_unseen", "_error",
     )
 
     def __init__(self, capture_content: bool | None = None) -> None:
@@ -628,6 +644,9 @@ class StreamAccumulator:
         self._openai_cls: type | None = None
         self._ollama_cls: type | None = None
         self._unseen = True  # no chunk read yet: the first one chooses the short path
+        #: ``error.type`` of an in-band error event (a Responses API stream's "error"): the
+        #: client hands it to the application as an event, not an exception.
+        self._error: str | None = None
 
     def add(self, chunk: Any) -> None:
         """Take one chunk into account; never raises."""
@@ -757,6 +776,9 @@ class StreamAccumulator:
                 response = _get(chunk, "response")
                 if response is not None:
                     self._response = response  # the last one (completed/incomplete/failed) wins
+                elif _get(chunk, "type") == "error":  # the stream failed; the client raised nothing
+                    code = _get(chunk, "code")
+                    self._error = str(code) if code else semconv.ERROR_TYPE_OTHER
             elif kind == _KIND_OLLAMA:
                 self._add_ollama(chunk)
         except Exception as exc:  # noqa: BLE001 - per-chunk telemetry never raises
@@ -859,6 +881,8 @@ class StreamAccumulator:
                 self._finish_openai(call)
             if self._response is not None:
                 record_response(call, self._response)
+            if self._error is not None and not call.failed:
+                call.fail(self._error)
             if self._ollama_final is not None or self._ollama_model is not None or self._ollama_tools:
                 self._finish_ollama(call)
         except Exception as exc:  # noqa: BLE001

@@ -19,7 +19,7 @@ from opentelemetry.trace import StatusCode
 from pydantic import BaseModel
 
 import otel_llm
-from otel_llm import semconv
+from otel_llm import extract, semconv
 from otel_llm.fallback import Target, fallback_chain
 from otel_llm.instrument import instrument
 from processor.derive import derive
@@ -508,6 +508,49 @@ async def test_async_stream_failing_mid_way(aclient, spans):
             pass
     span = one_span(spans)
     assert span.status.status_code is StatusCode.ERROR and span.attributes[semconv.ERROR_TYPE] == "APIError"
+
+
+def test_responses_stream_with_an_in_band_error_event_fails_the_call(client, spans):
+    events = list(client.responses.create(model="gpt-4.1-mini@midstream=error", input="hi", stream=True))
+    assert events[-1].type == "error"  # the client hands the failure over as an event and raises nothing
+    span = one_span(spans)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[semconv.ERROR_TYPE] == "server_error"  # the event's code
+
+
+async def test_async_responses_stream_with_an_in_band_error_event_fails_the_call(aclient, spans):
+    stream = await aclient.responses.create(model="gpt-4.1-mini@midstream=error", input="hi", stream=True)
+    events = [event async for event in stream]
+    assert events[-1].type == "error"
+    span = one_span(spans)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[semconv.ERROR_TYPE] == "server_error"
+
+
+def test_an_odd_answer_does_not_decide_how_later_answers_of_its_class_are_read(client, fake, spans, monkeypatch):
+    """A proxy answering an error body with status 200, or an OpenAI-compatible server
+    leaving usage out of an embeddings answer, is read as well as it can be; the next
+    answers of the same classes are read in full (as in a process whose first answers
+    these were)."""
+    monkeypatch.setattr(extract, "_READER_BY_CLASS", {})
+    fake.fail_next(200, body={"error": {"message": "upstream failed", "type": "upstream"}},
+                   path_suffix="/chat/completions")
+    fake.fail_next(200, path_suffix="/embeddings", body={
+        "object": "list", "model": "nomic-embed-text",
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
+    })
+    client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+    client.embeddings.create(model="nomic-embed-text", input="a", encoding_format="float")
+    chat = client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+    embedded = client.embeddings.create(model="text-embedding-3-small", input="a", encoding_format="float")
+    odd_chat, odd_embeddings, later_chat, later_embeddings = llm_spans(spans)
+    assert semconv.GEN_AI_RESPONSE_FINISH_REASONS not in odd_chat.attributes
+    assert odd_embeddings.attributes[semconv.GEN_AI_RESPONSE_MODEL] == "nomic-embed-text"
+    assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in odd_embeddings.attributes  # unknown, not estimated
+    assert later_chat.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == (chat.choices[0].finish_reason,)
+    assert later_chat.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == chat.usage.prompt_tokens
+    assert later_chat.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == chat.usage.completion_tokens
+    assert later_embeddings.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == embedded.usage.prompt_tokens
 
 
 # --- per-attempt visibility ---------------------------------------------------------------------
