@@ -21,7 +21,9 @@ cancelled (``CancelledError``) ERROR, ``error.type`` ``CancelledError``: a cance
 ============================== =========================================================
 
 An exception raised by the *consumer* (not by the stream) does not fail the call: the
-provider answered; the consumer stopped reading. The status set by a failure is never
+provider answered; the consumer stopped reading. An exception from the stream is first
+handed to the ``on_error`` hook an instrumentation may give (:func:`wrap_sync`), which
+records what only the exception carries, such as an HTTP status. The status set by a failure is never
 overwritten: once the span has ended, nothing more is recorded.
 
 The first chunk marks time to first chunk, measured from the call's start
@@ -118,7 +120,9 @@ class _StreamState:
     write on it. One is made per stream.
     """
 
-    __slots__ = ("call", "stream", "next", "acc", "add", "ctx", "activate_first", "done", "first", "slow", "iterator")
+    __slots__ = (
+        "call", "stream", "next", "acc", "add", "ctx", "activate_first", "done", "first", "slow", "iterator", "on_error",
+    )
 
     def __init__(self, call: LLMCall, stream: Any, accumulator: Any, activate: bool | str) -> None:
         self.call = call
@@ -139,6 +143,9 @@ class _StreamState:
         #: The iterator made from the stream when the stream is only iterable (not an
         #: iterator itself), else None.
         self.iterator: Any = None
+        #: ``on_error(call, exc)``, called once when the stream fails, before the span ends
+        #: (see :func:`wrap_sync`); None for none.
+        self.on_error: Callable[[LLMCall, BaseException], None] | None = None
 
 
 def _end(state: _StreamState, error: BaseException | None) -> None:
@@ -148,6 +155,11 @@ def _end(state: _StreamState, error: BaseException | None) -> None:
     state.done = True
     state.slow = True
     call = state.call
+    if error is not None and state.on_error is not None:
+        try:
+            state.on_error(call, error)
+        except Exception as exc:  # noqa: BLE001
+            report("recording a stream's failure", exc)
     try:
         state.acc.finish(call)
     except Exception as exc:  # noqa: BLE001
@@ -627,6 +639,7 @@ _new = object.__new__
 
 def wrap_sync(
     call: LLMCall, stream: Iterable[T], accumulator: ChunkAccumulator, activate: bool | str, source: Any = None,
+    on_error: Callable[[LLMCall, BaseException], None] | None = None,
 ) -> SyncStreamWrapper[T]:
     """``SyncStreamWrapper(call, stream, accumulator, activate=activate)``, made without the
     class call: for the instrumentations' hot path, where calling the class (its keyword
@@ -634,8 +647,13 @@ def wrap_sync(
 
     ``source``: the iterator the stream's own ``__iter__`` and ``__next__`` only pass
     through (an OpenAI ``Stream``'s), read directly instead; the caller vouches for that.
+
+    ``on_error(call, exc)``: called once if the stream itself raises, before the span
+    ends, to record what only the client's exception tells (the HTTP status of a request
+    the client sends on the first read, as Ollama's does). Its failures are logged.
     """
     state = _StreamState(call, stream, accumulator, activate)
+    state.on_error = on_error
     if source is None:
         _read_from(state, stream)
     else:
@@ -648,10 +666,13 @@ def wrap_sync(
 
 def wrap_async(
     call: LLMCall, stream: AsyncIterable[T], accumulator: ChunkAccumulator, activate: bool | str, source: Any = None,
+    on_error: Callable[[LLMCall, BaseException], None] | None = None,
 ) -> AsyncStreamWrapper[T]:
     """``AsyncStreamWrapper(call, stream, accumulator, activate=activate)``, as :func:`wrap_sync`
-    (``source``: the async iterator the stream's ``__anext__`` only passes through)."""
+    (``source``: the async iterator the stream's ``__anext__`` only passes through;
+    ``on_error``: as there)."""
     state = _StreamState(call, stream, accumulator, activate)
+    state.on_error = on_error
     if source is None:
         source = stream if hasattr(type(stream), "__anext__") else stream.__aiter__()
     state.next = source.__anext__

@@ -230,6 +230,29 @@ def test_stream_http_error_surfaces_on_first_read(client, spans):
     assert span.attributes[semconv.ERROR_TYPE] == "ResponseError"
 
 
+@pytest.mark.parametrize("read", ["next", "for"])
+def test_stream_http_error_records_the_status_as_a_whole_answer_does(client, spans, read):
+    stream = client.chat(model="llama3.2@status=503", messages=USER, stream=True)
+    with pytest.raises(ollama.ResponseError) as info:
+        if read == "next":
+            next(stream)
+        else:
+            for _part in stream:
+                pass
+    assert info.value.status_code == 503
+    span = one_span(spans)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[semconv.ERROR_TYPE] == "ResponseError"
+    assert span.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == 503
+
+
+def test_stream_error_line_mid_way_records_no_status(client, spans):
+    """An in-band error line carries no HTTP status (the answer was a 200): none is recorded."""
+    with pytest.raises(ollama.ResponseError):
+        list(client.chat(model="llama3.2@midstream=error", messages=USER, stream=True))
+    assert semconv.HTTP_RESPONSE_STATUS_CODE not in one_span(spans).attributes
+
+
 async def test_async_stream_exhausted(aclient, spans):
     parts = [p async for p in await aclient.chat(model="llama3.2", messages=USER, stream=True)]
     a = one_span(spans).attributes
@@ -275,6 +298,17 @@ async def test_async_stream_error_mid_way(aclient, spans):
         async for _part in await aclient.chat(model="llama3.2@midstream=error", messages=USER, stream=True):
             pass
     assert one_span(spans).attributes[semconv.ERROR_TYPE] == "ResponseError"
+
+
+async def test_async_stream_http_error_records_the_status(aclient, spans):
+    stream = await aclient.chat(model="llama3.2@status=503", messages=USER, stream=True)
+    with pytest.raises(ollama.ResponseError):
+        async for _part in stream:
+            pass
+    span = one_span(spans)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[semconv.ERROR_TYPE] == "ResponseError"
+    assert span.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == 503
 
 
 async def test_gather_keeps_spans_and_scopes_apart(aclient, spans, tracer_provider):

@@ -618,6 +618,76 @@ def test_wrap_async_makes_the_same_wrapper_as_the_class(spans, metric_reader, ro
     assert len(asyncio.run(main())) == 3
     assert ended_once(spans, metric_reader, route).attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
 
+
+def _failing_after(n: int):
+    def gen():
+        yield from ollama_chunks()[:n]
+        raise ProviderDown("gone")
+
+    return gen()
+
+
+@pytest.mark.parametrize("read", ["for", "next"])
+def test_on_error_is_called_once_before_the_span_ends_when_the_stream_fails(spans, metric_reader, route, read):
+    seen = []
+
+    def on_error(call, exc):
+        assert not call.ended  # still time to record what the exception says
+        seen.append(type(exc).__name__)
+        call.set_http_status(502)
+
+    call = LLMCall(provider="ollama", model="llama3.2", route=route, stream=True)
+    stream = wrap_sync(call, _failing_after(1), StreamAccumulator(), UNTIL_FIRST_CHUNK, None, on_error)
+    with pytest.raises(ProviderDown):
+        if read == "for":
+            list(stream)
+        else:
+            while True:
+                next(stream)
+    stream.close()
+    assert seen == ["ProviderDown"]
+    span = ended_once(spans, metric_reader, route)
+    assert_failed(span, "ProviderDown")
+    assert span.attributes[A.HTTP_RESPONSE_STATUS_CODE] == 502
+
+
+def test_on_error_is_not_called_when_the_stream_ends_well_and_its_failure_never_breaks_the_stream(
+    spans, metric_reader, route,
+):
+    def on_error(call, exc):
+        raise RuntimeError("a broken hook")
+
+    call = LLMCall(provider="ollama", model="llama3.2", route=route, stream=True)
+    stream = wrap_sync(call, ollama_chunks(2), StreamAccumulator(), False, None, on_error)
+    assert len(list(stream)) == 3
+    assert_ok(ended_once(spans, metric_reader, route))
+
+    other = f"{route}-failing"
+    call = LLMCall(provider="ollama", model="llama3.2", route=other, stream=True)
+    with pytest.raises(ProviderDown):
+        list(wrap_sync(call, _failing_after(0), StreamAccumulator(), False, None, on_error))
+    assert_failed(ended_once(spans, metric_reader, other), "ProviderDown")
+
+
+def test_async_on_error_is_called_once_when_the_stream_fails(spans, metric_reader, route):
+    seen = []
+
+    async def gen():
+        yield ollama_chunks()[0]
+        raise ProviderDown("gone")
+
+    async def main():
+        call = LLMCall(provider="ollama", model="llama3.2", route=route, stream=True)
+        astream = wrap_async(call, gen(), StreamAccumulator(), UNTIL_FIRST_CHUNK, None, lambda c, e: seen.append(e))
+        with pytest.raises(ProviderDown):
+            async for _chunk in astream:
+                pass
+        await astream.aclose()
+
+    asyncio.run(main())
+    assert [type(e) for e in seen] == [ProviderDown]
+    assert_failed(ended_once(spans, metric_reader, route), "ProviderDown")
+
 # --- real clients over HTTP returning streams -------------------------------------------------------
 @pytest.fixture(scope="module")
 def provider():

@@ -27,7 +27,8 @@ exit path, the counts and timings come from the final ``done`` chunk, and time t
 chunk is measured from the call (the HTTP request itself is only sent when the stream
 is first read, as the client does it). A failed call is ERROR with ``error.type`` the
 client's exception class (``ResponseError``, ``ConnectionError``) and, when the server
-answered, ``http.response.status_code``.
+answered with an error status, ``http.response.status_code`` — for a stream too, whose
+error status surfaces on its first read.
 """
 
 from __future__ import annotations
@@ -160,11 +161,17 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tupl
     return call, True, capture
 
 
+def _record_status(call: LLMCall, exc: BaseException) -> None:
+    """The HTTP status a failure carries (``ResponseError.status_code``; -1 for an error the
+    server reported inside a 200 answer, which records none)."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and status > 0:
+        call.set_http_status(status)
+
+
 def _failed(call: LLMCall, own: bool, exc: BaseException) -> None:
     with swallow("ending a failed Ollama span"):
-        status = getattr(exc, "status_code", None)
-        if isinstance(status, int) and status > 0:
-            call.set_http_status(status)
+        _record_status(call, exc)
         if own:
             call.end(exc)
 
@@ -185,9 +192,10 @@ def _streamed(call: LLMCall, own: bool, capture: bool, result: Any, wrap: Callab
 
     The client sends the request on the first read, so the span is current until the
     first chunk has been read (an HTTP client span then nests under it); later reads only
-    parse the body."""
+    parse the body. An HTTP error status also surfaces on that read, as the stream's
+    exception: the wrapper hands it to :func:`_record_status` before the span ends."""
     try:
-        return wrap(call, result, StreamAccumulator(capture), UNTIL_FIRST_CHUNK)
+        return wrap(call, result, StreamAccumulator(capture), UNTIL_FIRST_CHUNK, None, _record_status)
     except Exception as exc:  # noqa: BLE001 - telemetry never breaks the call
         report("recording an Ollama response", exc)
         if own:
