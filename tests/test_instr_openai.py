@@ -168,6 +168,155 @@ def test_raw_response_is_recorded_and_returned_unchanged(client, spans):
     assert a[semconv.HTTP_RESPONSE_STATUS_CODE] == 200
 
 
+def _raw_stream(client, model="gpt-4o-mini@chunks=4"):
+    return client.chat.completions.with_raw_response.create(
+        model=model, messages=USER, stream=True, stream_options={"include_usage": True},
+    )
+
+
+def assert_read_to_the_end(span, chunks):
+    a = span.attributes
+    assert span.status.status_code is StatusCode.UNSET
+    assert a[semconv.HTTP_RESPONSE_STATUS_CODE] == 200
+    assert a[semconv.GEN_AI_REQUEST_STREAM] is True
+    assert a[semconv.GEN_AI_RESPONSE_ID] == chunks[0].id
+    assert tuple(a[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) == ("stop",)
+    assert a[semconv.GEN_AI_USAGE_INPUT_TOKENS] == PROMPT_TOKENS
+    assert a[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == chunks[-1].usage.completion_tokens == 4
+    ttft = a[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK]
+    assert 0 < ttft <= (span.end_time - span.start_time) / 1e9
+
+
+def test_raw_streamed_response_span_ends_with_the_stream_parse_returns(client, spans):
+    raw = _raw_stream(client)
+    assert isinstance(raw, openai._legacy_response.LegacyAPIResponse)
+    assert raw.http_response.status_code == 200
+    assert llm_spans(spans) == []  # the body has not been read yet
+    stream = raw.parse()
+    assert isinstance(stream, openai.Stream)  # still the SDK's type for the application
+    assert raw.parse() is stream  # parsed once, as the SDK caches it
+    assert llm_spans(spans) == []
+    chunks = list(stream)
+    assert_read_to_the_end(one_span(spans), chunks)
+
+
+def test_raw_streamed_response_dropped_once_parsed_ends_when_its_stream_is_read(client, spans):
+    stream = _raw_stream(client).parse()
+    gc.collect()
+    assert llm_spans(spans) == []  # the stream, not the raw response, owns the span now
+    chunks = list(stream)
+    assert_read_to_the_end(one_span(spans), chunks)
+
+
+def test_raw_streamed_response_never_parsed_ends_its_span_once_when_collected(client, spans, metric_reader):
+    with otel_llm.scope(route="raw-never-parsed"):
+        raw = _raw_stream(client)
+    assert llm_spans(spans) == []
+    del raw
+    gc.collect()
+    span = one_span(spans)
+    assert span.status.status_code is StatusCode.UNSET
+    assert span.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == 200
+    assert semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK not in span.attributes
+    durations = [p for p in collect_points(metric_reader, semconv.METRIC_OPERATION_DURATION)
+                 if p.attributes.get(semconv.OTEL_LLM_ROUTE) == "raw-never-parsed"]
+    assert sum(p.count for p in durations) == 1  # ended exactly once
+
+
+def test_raw_streamed_response_break_then_close_ends_the_span_once(client, spans):
+    raw = _raw_stream(client, "gpt-4o-mini@chunks=6")
+    stream = raw.parse()
+    for _chunk in stream:
+        break
+    assert llm_spans(spans) == []
+    stream.close()
+    del raw, stream
+    gc.collect()
+    span = one_span(spans)
+    assert span.status.status_code is StatusCode.UNSET
+    assert semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK in span.attributes
+
+
+def test_raw_streamed_response_with_block_ends_the_span(client, spans):
+    with _raw_stream(client, "gpt-4o-mini@chunks=6").parse() as stream:
+        next(stream)
+    assert one_span(spans).status.status_code is StatusCode.UNSET
+
+
+@pytest.mark.parametrize(("mode", "error_type"), [("error", "APIError"), ("drop", "APIConnectionError")])
+def test_raw_streamed_response_failing_mid_way_is_an_error(client, spans, mode, error_type):
+    stream = _raw_stream(client, f"gpt-4o-mini@midstream={mode}").parse()
+    with pytest.raises(openai.APIError) as info:
+        for _chunk in stream:
+            pass
+    assert type(info.value).__name__ == error_type
+    span = one_span(spans)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[semconv.ERROR_TYPE] == error_type
+    assert span.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == 200
+
+
+def test_a_raw_stream_that_cannot_be_wrapped_is_returned_as_it_is_and_its_span_still_ends(client, spans, monkeypatch):
+    from otel_llm.instrumentation import _openai_raw
+    from otel_llm.instrumentation import openai as instrumentation
+
+    def broken(*args):
+        raise RuntimeError("a broken wrapper")
+
+    reported = []
+    monkeypatch.setattr(instrumentation, "_wrap_parsed", broken)
+    # Kept as text: a log record holding the exception would hold the raw response too.
+    monkeypatch.setattr(_openai_raw, "report", lambda where, exc: reported.append(f"{where}: {exc}"))
+    raw = _raw_stream(client)
+    stream = raw.parse()
+    assert type(stream) is openai.Stream  # the SDK's own, unwrapped
+    assert reported == ["wrapping a raw OpenAI stream: a broken wrapper"]
+    assert len(list(stream)) > 1
+    assert llm_spans(spans) == []
+    del raw, stream
+    gc.collect()
+    assert one_span(spans).status.status_code is StatusCode.UNSET
+
+
+async def test_async_raw_streamed_response_span_ends_with_the_stream_parse_returns(aclient, spans):
+    raw = await _raw_stream(aclient)
+    assert llm_spans(spans) == []
+    stream = raw.parse()
+    assert isinstance(stream, openai.AsyncStream)
+    assert raw.parse() is stream
+    chunks = [c async for c in stream]
+    assert_read_to_the_end(one_span(spans), chunks)
+
+
+async def test_async_raw_streamed_response_never_parsed_ends_its_span_when_collected(aclient, spans):
+    raw = await _raw_stream(aclient)
+    assert llm_spans(spans) == []
+    await raw.http_response.aclose()  # what an application done with it would do
+    del raw
+    gc.collect()
+    span = one_span(spans)
+    assert span.status.status_code is StatusCode.UNSET
+    assert span.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == 200
+
+
+async def test_async_raw_streamed_response_failing_mid_way_is_an_error(aclient, spans):
+    stream = (await _raw_stream(aclient, "gpt-4o-mini@midstream=error")).parse()
+    with pytest.raises(openai.APIError):
+        async for _chunk in stream:
+            pass
+    span = one_span(spans)
+    assert span.status.status_code is StatusCode.ERROR and span.attributes[semconv.ERROR_TYPE] == "APIError"
+
+
+async def test_async_raw_streamed_response_break_then_close(aclient, spans):
+    stream = (await _raw_stream(aclient, "gpt-4o-mini@chunks=6")).parse()
+    async for _chunk in stream:
+        break
+    assert llm_spans(spans) == []
+    await stream.close()
+    assert one_span(spans).status.status_code is StatusCode.UNSET
+
+
 def test_other_endpoints_make_no_llm_span(client, spans):
     client.models.list()
     assert llm_spans(spans) == []

@@ -52,13 +52,26 @@ The ``chat.completions.stream()`` / ``responses.stream()`` helpers read the raw 
 but close the HTTP response directly, so their ``close`` is patched too: leaving the
 helper's ``with`` block early ends the span then, not when the helper is collected.
 
-Known limit: with ``.with_streaming_response`` the body is read by the application
-after the call returns, so such spans end with status and request attributes only.
+Raw responses (``.with_raw_response``) come back when the headers have arrived. Not
+streamed, the JSON body has been read by then and is recorded as a parsed answer is.
+Streamed, the span stays open: the application gets the raw response in a transparent
+proxy (:class:`~otel_llm.instrumentation._openai_raw.RawStreamResponse`) whose
+``parse()`` returns the stream wrapped as above, so the span ends by the stream's exit
+paths; a raw response collected without a parsed stream ends the span then, with status
+and request attributes only.
+
+Known limit: with ``.with_streaming_response`` (streamed or not) the body is read by the
+application through the SDK's ``APIResponse`` after the call returns, and nothing of it is
+read here: such spans end when the call returns, with status and request attributes only
+(no usage, finish reasons or time to first chunk). Nor is the body of a streamed
+``.with_raw_response`` read here when the application reads it without ``parse()``
+(``http_response.iter_lines()``); that span ends when the raw response is collected.
 """
 
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
 from random import getrandbits as _getrandbits
 from collections.abc import Collection, Mapping
@@ -74,6 +87,7 @@ from otel_llm.call import LLMCall, error_type_of
 from otel_llm.content import capture_enabled
 from otel_llm.extract import StreamAccumulator, record_response
 from otel_llm.instrumentation import _base
+from otel_llm.instrumentation._openai_raw import RawStreamResponse
 from otel_llm.streaming import AsyncStreamWrapper, SyncStreamWrapper, wrap_async, wrap_sync
 
 _INSTRUMENTS = ("openai >= 1.40",)
@@ -261,7 +275,8 @@ class _LogicalCall:
             call.end(exc)
 
     def finished(self, result: Any, is_async: bool) -> Any:
-        """``request()`` returned: record the answer (or wrap the stream) and end the span."""
+        """``request()`` returned: record the answer and end the span, or wrap a stream (or a
+        streamed raw response) that ends it later."""
         call = self.current if self.mode != _base.ATTEMPT else self.host
         if call is None or call._ended:
             return result
@@ -275,10 +290,14 @@ class _LogicalCall:
                 return wrap_sync(call, result, StreamAccumulator(self.capture), False, _chunk_source(result))
             if kind is _ASYNC_STREAM:
                 return wrap_async(call, result, StreamAccumulator(self.capture), False, _chunk_source(result))
-            if kind is _RAW:
-                _record_raw(call, result)
-            else:
+            if kind is None:
                 record_response(call, result)  # what call.record_response does, without its indirection
+            elif kind is _LEGACY_RAW and result._stream:  # .with_raw_response, streamed: read later
+                return RawStreamResponse(
+                    result, call, functools.partial(_wrap_parsed, call, self.capture), self.mode != _base.ATTEMPT,
+                )
+            else:
+                _record_raw(call, result)
         except Exception as exc:  # noqa: BLE001 - telemetry never breaks the call
             report("recording an OpenAI response", exc)
         if self.mode != _base.ATTEMPT:
@@ -286,7 +305,9 @@ class _LogicalCall:
         return result
 
 
-_SYNC_STREAM, _ASYNC_STREAM, _RAW = "stream", "async stream", "raw"
+#: ``_RAW``: a ``.with_streaming_response`` answer (``APIResponse``); ``_LEGACY_RAW``: a
+#: ``.with_raw_response`` one (``LegacyAPIResponse``), whose stream is wrapped when parsed.
+_SYNC_STREAM, _ASYNC_STREAM, _RAW, _LEGACY_RAW = "stream", "async stream", "raw", "legacy raw"
 #: The SDK's stream and raw-response classes -> kind (filled on first use).
 _SPECIAL_TYPES: dict[type, str] = {}
 #: Result class -> its kind, or None for a parsed response: one dict lookup per call.
@@ -308,7 +329,7 @@ def _special_kind(result: Any) -> str | None:
             from openai._legacy_response import LegacyAPIResponse
             from openai._response import BaseAPIResponse
 
-            _SPECIAL_TYPES.update({LegacyAPIResponse: _RAW, BaseAPIResponse: _RAW})
+            _SPECIAL_TYPES.update({LegacyAPIResponse: _LEGACY_RAW, BaseAPIResponse: _RAW})
         except ImportError:  # pragma: no cover - another SDK layout: raw responses go unread
             pass
     kind = next((k for base, k in _SPECIAL_TYPES.items() if isinstance(result, base)), None)
@@ -373,14 +394,25 @@ def _chunk_source(stream: Any) -> Any:
     return getattr(stream, "_iterator", None) if passes else None
 
 
+def _wrap_parsed(call: LLMCall, capture: bool, parsed: Any) -> Any:
+    """The stream a streamed raw response's ``parse()`` returned, wrapped as ``finished``
+    wraps a stream; None when ``parsed`` is not a stream."""
+    kind = _special_kind(parsed)
+    if kind is _SYNC_STREAM:
+        return wrap_sync(call, parsed, StreamAccumulator(capture), False, _chunk_source(parsed))
+    if kind is _ASYNC_STREAM:
+        return wrap_async(call, parsed, StreamAccumulator(capture), False, _chunk_source(parsed))
+    return None
+
+
 def _record_raw(call: LLMCall, result: Any) -> None:
-    """``.with_raw_response``: parse the JSON body if it was already read (never read it here)."""
+    """A raw response: parse the JSON body if it was already read (never read it here)."""
     http = getattr(result, "http_response", None)
     if http is None or "json" not in http.headers.get("content-type", ""):
         return
     try:
         content = http.content  # raises when the application has not read the body yet
-    except Exception:  # noqa: BLE001 - a streamed raw response: status only
+    except Exception:  # noqa: BLE001 - a .with_streaming_response body not read yet: status only
         return
     with swallow("reading a raw OpenAI response"):
         import json
