@@ -7,6 +7,11 @@ instrumentors through their entry points (options then come from the environment
 
 Calling :func:`instrument` again is harmless: the clients are patched once, and the
 new options replace the old ones. :func:`uninstrument` restores the original methods.
+
+Other libraries may patch the same client methods with ``wrapt``, before or after
+otel-llm: only otel-llm's own wrappers count as "patched", and :func:`uninstrument`
+takes out only those, leaving the others working (see
+:mod:`otel_llm.instrumentation._patching`).
 """
 
 from __future__ import annotations

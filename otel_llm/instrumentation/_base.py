@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import wrapt
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from opentelemetry import context as otel_context
@@ -259,10 +258,3 @@ def count(value: Any) -> int | None:
         return len(value)
     except TypeError:
         return None
-
-
-def is_patched(cls: type, name: str) -> bool:
-    """Whether ``cls`` itself holds a ``wrapt`` wrapper under ``name`` (patching twice would
-    record every call twice)."""
-    return isinstance(vars(cls).get(name), wrapt.FunctionWrapper)
-

@@ -37,16 +37,14 @@ import importlib
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
 
 from otel_llm import semconv
 from otel_llm._safety import report, swallow
 from otel_llm.call import LLMCall
 from otel_llm.content import capture_enabled
 from otel_llm.extract import StreamAccumulator, record_response
-from otel_llm.instrumentation import _base
+from otel_llm.instrumentation import _base, _patching
 from otel_llm.instrumentation.hosts import HostResolver
 from otel_llm.streaming import UNTIL_FIRST_CHUNK, wrap_async, wrap_sync
 
@@ -63,6 +61,8 @@ ENDPOINTS: Mapping[str, str] = {
 #: The provider name of every Ollama server the user mapping does not name.
 PROVIDER = "ollama"
 
+#: Host resolution of the options :func:`install` was given; None while not installed, when
+#: a wrapper of ours that could not be taken out of another library's chain passes calls through.
 _resolver: HostResolver | None = None
 
 
@@ -122,6 +122,9 @@ _BASE_URL = _base.PropertyShortcut("base_url", "_base_url", _httpx_clients)
 def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[LLMCall, bool, bool] | None:
     """The call to record ``_request(cls, method, path, json=..., stream=...)`` on, whether this
     instrumentation owns its end, and whether content is captured; None to pass through."""
+    resolver = _resolver
+    if resolver is None:
+        return None  # uninstalled: a wrapper left in another library's chain
     path = args[2] if len(args) > 2 else kwargs.get("url")
     operation = ENDPOINTS.get(path) if isinstance(path, str) else None
     if operation is None:
@@ -132,9 +135,6 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tupl
     body = kwargs.get("json")
     if type(body) is not dict and not isinstance(body, Mapping):
         body = {}
-    resolver = _resolver
-    if resolver is None:
-        resolver = _set_resolver(None)
     client = instance._client
     model = body.get("model")
     ident, name, template = _base.start_for(
@@ -250,34 +250,31 @@ def _client_module() -> Any:
 _PATCHES: tuple[tuple[str, Any], ...] = (("Client", _request), ("AsyncClient", _arequest))
 
 
-def _set_resolver(mapping: Mapping[str, str] | None) -> HostResolver:
+def _set_resolver(resolver: HostResolver | None) -> None:
     global _resolver
-    _resolver = HostResolver(mapping, default=PROVIDER)
-    return _resolver
+    _resolver = resolver
 
 
 def install(settings: _base.Settings) -> bool:
     """Patch ``Client._request`` and ``AsyncClient._request`` (once)."""
-    _set_resolver(settings.resolver.mapping)
+    _set_resolver(HostResolver(settings.resolver.mapping, default=PROVIDER))
     client_module = _client_module()
 
     for class_name, wrapper in _PATCHES:
-        cls = getattr(client_module, class_name)
-        if not _base.is_patched(cls, "_request"):
-            wrapt.wrap_function_wrapper(cls, "_request", wrapper)
+        _patching.patch(getattr(client_module, class_name), "_request", wrapper)
     return True
 
 
 def uninstall() -> None:
-    """Restore the original methods."""
+    """Take our wrappers out of ``_request``; one that cannot be taken out of another
+    library's chain stays and passes calls through (see :mod:`._patching`)."""
+    _set_resolver(None)
     try:
         client_module = _client_module()
     except ImportError:
         return
     for class_name, _wrapper in _PATCHES:
-        cls = getattr(client_module, class_name)
-        if _base.is_patched(cls, "_request"):
-            unwrap(cls, "_request")
+        _patching.unpatch(getattr(client_module, class_name), "_request")
 
 
 class OllamaInstrumentor(BaseInstrumentor):  # type: ignore[misc]

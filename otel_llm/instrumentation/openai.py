@@ -77,16 +77,14 @@ from random import getrandbits as _getrandbits
 from collections.abc import Collection, Mapping
 from typing import Any
 
-import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
 
 from otel_llm import semconv
 from otel_llm._safety import logger, report, swallow
 from otel_llm.call import LLMCall, error_type_of
 from otel_llm.content import capture_enabled
 from otel_llm.extract import StreamAccumulator, record_response
-from otel_llm.instrumentation import _base
+from otel_llm.instrumentation import _base, _patching
 from otel_llm.instrumentation._openai_raw import RawStreamResponse
 from otel_llm.streaming import AsyncStreamWrapper, SyncStreamWrapper, wrap_async, wrap_sync
 
@@ -106,6 +104,8 @@ _USAGE_OPTION_ENDPOINTS = frozenset({"/chat/completions", "/completions"})
 #: ``response_format``/``text.format`` type -> ``gen_ai.output.type``.
 _OUTPUT_TYPES = {"json_schema": "json", "json_object": "json", "text": "text"}
 
+#: The options :func:`install` was given; None while not installed, when a wrapper of ours
+#: that could not be taken out of another library's chain passes calls through.
 _settings: _base.Settings | None = None
 
 
@@ -436,6 +436,9 @@ _BASE_URL = _base.PropertyShortcut("base_url", "_configured_base_url", _client_c
 
 def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _LogicalCall | None:
     """A logical call for ``request(cast_to, options, stream=...)``, or None to pass through."""
+    settings = _settings
+    if settings is None:
+        return None  # uninstalled: a wrapper left in another library's chain
     options = args[1] if len(args) > 1 else kwargs.get("options")
     if options is None:
         return None
@@ -450,9 +453,6 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Log
     if type(body) is not dict and not isinstance(body, Mapping):
         body = {}
     stream = bool(kwargs.get("stream", False) or body.get("stream"))
-    settings = _settings
-    if settings is None:
-        settings = _set_settings(_base.Settings.from_options())
     if stream and settings.include_usage and path in _USAGE_OPTION_ENDPOINTS:
         _with_usage_option(options, body)
     capture = capture_enabled()
@@ -668,10 +668,9 @@ def _owner(module_name: str, path: str) -> tuple[Any, str] | None:
     return obj, name
 
 
-def _set_settings(settings: _base.Settings) -> _base.Settings:
+def _set_settings(settings: _base.Settings | None) -> None:
     global _settings
     _settings = settings
-    return settings
 
 
 def install(settings: _base.Settings) -> bool:
@@ -689,15 +688,14 @@ def install(settings: _base.Settings) -> bool:
             continue
         if owner is None:
             continue
-        cls, name = owner
-        if _base.is_patched(cls, name):
-            continue  # already patched
-        wrapt.wrap_function_wrapper(cls, name, wrapper)
+        _patching.patch(*owner, wrapper)  # once: a wrapper of ours already there is kept
     return True
 
 
 def uninstall() -> None:
-    """Restore the original methods."""
+    """Take our wrappers out of the client's methods; one that cannot be taken out of
+    another library's chain stays and passes calls through (see :mod:`._patching`)."""
+    _set_settings(None)
     for module_name, path, _wrapper in _PATCHES:
         try:
             owner = _owner(module_name, path)
@@ -705,9 +703,7 @@ def uninstall() -> None:
             continue
         if owner is None:
             continue
-        cls, name = owner
-        if _base.is_patched(cls, name):
-            unwrap(cls, name)
+        _patching.unpatch(*owner)
 
 
 class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
