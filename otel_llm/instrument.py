@@ -49,12 +49,18 @@ def instrument(
     :param ollama: instrument the ollama client (when installed).
     :param provider_hosts: extra ``{"host[:port]" | "*.suffix": provider}`` mapping, for
         OpenAI-compatible servers the built-in table does not know
-        (see :mod:`otel_llm.instrumentation.hosts`).
+        (see :mod:`otel_llm.instrumentation.hosts`); its entries win over those of
+        ``OTEL_LLM_PROVIDER_HOSTS``, which is read too.
     :param include_usage: on OpenAI streams, ask the provider for a usage chunk
         (``stream_options.include_usage``) when the caller did not. Off by default:
         the extra final chunk has no ``choices``.
 
-    A malformed ``provider_hosts`` raises ``ValueError`` here, at the call site.
+    A malformed ``provider_hosts`` raises ``ValueError`` here, at the call site: the
+    code that passed it is where it can be fixed. A malformed ``OTEL_LLM_PROVIDER_HOSTS``
+    does not raise, here or under ``opentelemetry-instrument``: it is deployment
+    configuration the calling code cannot fix, so it is logged as an error (naming the
+    variable, the bad entry and the expected form) and ignored as a whole, and the
+    clients are instrumented with the built-in host table.
     """
     settings = Settings.from_options(provider_hosts, include_usage)
     wanted = {"openai": openai, "ollama": ollama}

@@ -4,6 +4,7 @@ suppression, entry points, and ``opentelemetry-instrument`` on an unmodified scr
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -97,6 +98,42 @@ def test_mapping_from_the_environment_string():
 def test_malformed_mapping_fails_at_the_call_site(bad):
     with pytest.raises(ValueError):
         instrument(provider_hosts=bad)
+
+
+@pytest.mark.parametrize(("bad", "entry"), [
+    ("bogus", "'bogus'"),
+    ("=provider", "'=provider'"),
+    ("{host}=", "'{host}='"),
+    ("{host}=groq, bogus", "'bogus'"),  # one bad entry: none of the mapping applies
+])
+def test_malformed_mapping_in_the_environment_is_logged_and_ignored(bad, entry, fake, spans, monkeypatch, caplog):
+    host = f"127.0.0.1:{fake.port}"
+    hosts.forget_reported_env()
+    monkeypatch.setenv(hosts.PROVIDER_HOSTS_ENV, bad.format(host=host))
+    with caplog.at_level(logging.ERROR, logger="otel_llm"):
+        assert instrument() == ["openai", "ollama"]
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1  # once, though both instrumentations read the variable
+    assert hosts.PROVIDER_HOSTS_ENV in errors[0]
+    assert entry.format(host=host) in errors[0]
+    assert "host[:port]=provider" in errors[0]
+    with openai.OpenAI(base_url=fake.openai_base_url, api_key="k") as client:
+        client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+    with ollama.Client(host=fake.url) as local:
+        local.chat(model="llama3.2", messages=USER)
+    openai_span, ollama_span = llm_spans(spans)
+    assert openai_span.attributes[semconv.GEN_AI_PROVIDER_NAME] == "127.0.0.1"  # named by its host
+    assert ollama_span.attributes[semconv.GEN_AI_PROVIDER_NAME] == "ollama"
+
+
+def test_an_explicit_mapping_applies_when_the_environment_one_is_malformed(fake, spans, monkeypatch):
+    monkeypatch.setenv(hosts.PROVIDER_HOSTS_ENV, "bogus")
+    instrument(provider_hosts={f"127.0.0.1:{fake.port}": "groq"})
+    with openai.OpenAI(base_url=fake.openai_base_url, api_key="k") as client:
+        client.chat.completions.create(model="llama-3.1-8b", messages=USER)
+    assert llm_spans(spans)[0].attributes[semconv.GEN_AI_PROVIDER_NAME] == "groq"
+    with pytest.raises(ValueError):  # while a bad argument still fails at the call site
+        instrument(provider_hosts="bogus")
 
 
 def test_a_default_provider_applies_only_where_the_mapping_says_nothing():
@@ -249,7 +286,10 @@ def _sdk_configurator_dist(where: Path) -> Path:
     return where
 
 
-def test_opentelemetry_instrument_traces_an_unmodified_script(tmp_path):
+def _run_instrumented_app(tmp_path: Path, provider_hosts) -> tuple[subprocess.CompletedProcess, dict[str, list[dict]]]:
+    """``examples/instrumented_app.py`` under ``opentelemetry-instrument`` against two fake
+    providers, ``OTEL_LLM_PROVIDER_HOSTS`` made by ``provider_hosts(openai_side_port)``;
+    the finished run and its LLM spans by provider name."""
     launcher = Path(sys.executable).parent / "opentelemetry-instrument"
     if not launcher.exists():
         pytest.skip("the opentelemetry-instrument launcher is not installed next to this Python")
@@ -263,7 +303,7 @@ def test_opentelemetry_instrument_traces_an_unmodified_script(tmp_path):
             "OTEL_SERVICE_NAME": "instrumented-example",
             "OTEL_LLM_EXAMPLE_OPENAI_BASE_URL": openai_side.openai_base_url,
             "OTEL_LLM_EXAMPLE_OLLAMA_HOST": ollama_side.url,
-            hosts.PROVIDER_HOSTS_ENV: f"127.0.0.1:{openai_side.port}=openai",
+            hosts.PROVIDER_HOSTS_ENV: provider_hosts(openai_side.port),
             "OTEL_LLM_STREAM_INCLUDE_USAGE": "true",
             # Other openai/ollama instrumentations, if installed, would add their own spans.
             "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai,ollama,openai_v2",
@@ -279,6 +319,12 @@ def test_opentelemetry_instrument_traces_an_unmodified_script(tmp_path):
     by_provider: dict[str, list[dict]] = {}
     for span in spans:
         by_provider.setdefault(span["attributes"][semconv.GEN_AI_PROVIDER_NAME], []).append(span)
+    return done, by_provider
+
+
+def test_opentelemetry_instrument_traces_an_unmodified_script(tmp_path):
+    done, by_provider = _run_instrumented_app(tmp_path, lambda port: f"127.0.0.1:{port}=openai")
+    spans = [span for found in by_provider.values() for span in found]
     assert sorted(by_provider) == ["ollama", "openai"]
     assert len(by_provider["openai"]) == 2 and len(by_provider["ollama"]) == 2
     for span in spans:
@@ -286,3 +332,16 @@ def test_opentelemetry_instrument_traces_an_unmodified_script(tmp_path):
         assert span["attributes"][semconv.GEN_AI_USAGE_INPUT_TOKENS] == PROMPT_TOKENS  # usage asked for by env
         assert span["resource"]["attributes"]["service.name"] == "instrumented-example"
     assert {s["name"] for s in by_provider["openai"]} == {"chat gpt-4o-mini"}
+
+
+def test_opentelemetry_instrument_still_traces_with_a_malformed_mapping_in_the_environment(tmp_path):
+    """A typo in OTEL_LLM_PROVIDER_HOSTS must not switch off auto-instrumentation: it is
+    reported, the mapping is ignored, and every call is still traced."""
+    done, by_provider = _run_instrumented_app(tmp_path, lambda port: f"127.0.0.1:{port}=openai,bogus")
+    assert "Failed to auto initialize" not in done.stderr
+    assert "Instrumenting of" not in done.stderr
+    assert hosts.PROVIDER_HOSTS_ENV in done.stderr and "'bogus'" in done.stderr
+    assert "host[:port]=provider" in done.stderr
+    # The whole mapping is ignored: the fake OpenAI server is named by its host.
+    assert sorted(by_provider) == ["127.0.0.1", "ollama"]
+    assert len(by_provider["127.0.0.1"]) == 2 and len(by_provider["ollama"]) == 2

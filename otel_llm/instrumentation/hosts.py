@@ -11,10 +11,16 @@ configured for:
 * a local server on Ollama's port (11434) is ``ollama``;
 * a user mapping, from :func:`otel_llm.instrument` (``provider_hosts={...}``) or the
   ``OTEL_LLM_PROVIDER_HOSTS`` environment variable (``host[:port]=provider`` pairs,
-  comma separated; ``*.example.com`` matches every sub-domain), wins over the table;
+  comma separated; ``*.example.com`` matches every sub-domain), wins over the table
+  (the argument's entries over the variable's);
 * any other host is named by itself (``llm-gateway.internal``): honest, bounded by the
   number of base URLs the application configures, and fixable with the mapping. It is
   never silently called ``openai``.
+
+A malformed mapping passed as an argument raises ``ValueError`` where it is passed. A
+malformed ``OTEL_LLM_PROVIDER_HOSTS`` does not raise (see :func:`env_provider_hosts`):
+it is logged as an error and ignored, so a typo in deployment configuration cannot
+switch instrumentation off.
 
 Resolution is a pure function of the URL and the mapping; :class:`HostResolver` caches
 it per URL object, so the per-call cost is one dictionary lookup.
@@ -29,10 +35,14 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from otel_llm import semconv
+from otel_llm._safety import logger
 
 #: Environment variable with a user mapping (``host[:port]=provider,...``), for
 #: applications run under ``opentelemetry-instrument`` that cannot pass arguments.
 PROVIDER_HOSTS_ENV = "OTEL_LLM_PROVIDER_HOSTS"
+
+#: The form of one mapping entry, as error messages state it.
+ENTRY_FORM = "host[:port]=provider"
 
 #: Port a local Ollama listens on (its OpenAI-compatible endpoint is ``/v1`` there).
 OLLAMA_DEFAULT_PORT = 11434
@@ -80,8 +90,9 @@ def parse_provider_hosts(spec: str | Mapping[str, str] | None) -> dict[str, str]
     """A user mapping ``{"host[:port]" | "*.suffix": provider}`` from a dict or an env string.
 
     The string form is ``host[:port]=provider`` pairs separated by commas. Keys are
-    lower-cased; a malformed pair raises ``ValueError`` naming it (a configuration
-    mistake should fail where it is made, not produce odd telemetry).
+    lower-cased; a malformed pair raises ``ValueError`` naming it (a mapping passed by
+    code should fail where it is passed, not produce odd telemetry; the environment
+    variable goes through :func:`env_provider_hosts`, which reports and ignores it).
     """
     if not spec:
         return {}
@@ -93,8 +104,8 @@ def parse_provider_hosts(spec: str | Mapping[str, str] | None) -> dict[str, str]
             if not pair:
                 continue
             key, sep, value = pair.partition("=")
-            if not sep:
-                raise ValueError(f"provider host mapping {pair!r} is not of the form host[:port]=provider")
+            if not sep or not key.strip() or not value.strip():
+                raise ValueError(f"provider host mapping entry {pair!r} is not of the form {ENTRY_FORM}")
             items.append((key, value))
     elif isinstance(spec, Mapping):
         items = list(spec.items())
@@ -106,6 +117,42 @@ def parse_provider_hosts(spec: str | Mapping[str, str] | None) -> dict[str, str]
             raise ValueError(f"provider host mapping {key!r}={value!r} needs a non-empty host and provider")
         out[key.strip().lower()] = value.strip()
     return out
+
+
+#: The last malformed value of the variable reported (each value is logged once).
+_reported_env: str | None = None
+
+
+def env_provider_hosts() -> dict[str, str]:
+    """The user mapping in ``OTEL_LLM_PROVIDER_HOSTS``; empty when unset or malformed.
+
+    The variable is deployment configuration. Under ``opentelemetry-instrument`` it is
+    read inside the launcher's loader, where an exception aborts auto-instrumentation
+    altogether (ours and every instrumentor loaded after it), and an application calling
+    :func:`otel_llm.instrument` cannot correct it either. So a malformed value never
+    raises: it is reported once, as an error naming the variable, the bad entry and the
+    expected form, and ignored as a whole (applying the rest could label calls with a
+    provider the user did not mean); calls are then named by the built-in host table.
+    """
+    global _reported_env
+    value = os.environ.get(PROVIDER_HOSTS_ENV)
+    try:
+        return parse_provider_hosts(value)
+    except ValueError as exc:
+        if value != _reported_env:
+            _reported_env = value
+            logger.error(
+                "otel-llm: %s is ignored, no provider host mapping applies: %s "
+                "(expected comma-separated entries, e.g. %r)",
+                PROVIDER_HOSTS_ENV, exc, "llm.internal:8000=vllm,*.example.com=openrouter",
+            )
+        return {}
+
+
+def forget_reported_env() -> None:
+    """Report the next malformed value of the variable even if it was reported (tests)."""
+    global _reported_env
+    _reported_env = None
 
 
 def _split(url: str) -> tuple[str | None, int | None]:
@@ -171,7 +218,7 @@ class HostResolver:
     MAX_ENTRIES = 512
 
     def __init__(self, mapping: str | Mapping[str, str] | None = None, default: str | None = None) -> None:
-        env = parse_provider_hosts(os.environ.get(PROVIDER_HOSTS_ENV))
+        env = env_provider_hosts()
         env.update(parse_provider_hosts(mapping))
         self.mapping: dict[str, str] = env
         self.default = default
