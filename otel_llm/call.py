@@ -101,6 +101,7 @@ class LLMCall(AsyncWithToo):
         "_pending",
         "_pending_ready",
         "_tool_calls_known",
+        "_stream_ends",
     )
 
     def __init__(
@@ -205,6 +206,8 @@ class LLMCall(AsyncWithToo):
         # otel-llm's own recorders keep it so; a value an application sets may not.
         self._pending_ready = True
         self._start_attrs = attrs
+        #: Set by a stream wrapper that takes over ending the call (see ``ends_with_stream``).
+        self._stream_ends = False
         try:
             self.span: Span = tracer().start_span(name, kind=_CLIENT, attributes=attrs, start_time=start_ns)
         except Exception as exc:  # noqa: BLE001 - e.g. a span processor whose on_start raises
@@ -232,6 +235,16 @@ class LLMCall(AsyncWithToo):
     def ended(self) -> bool:
         """Whether the span has ended (recording is then ignored)."""
         return self._ended
+
+    @property
+    def ends_with_stream(self) -> bool:
+        """Whether a stream wrapper (:mod:`otel_llm.streaming`) has taken over ending this call.
+
+        Its span then ends when the consumer is done with the stream, not when the block
+        that opened the call leaves: a fallback attempt whose target returned a stream
+        leaves the call open for it.
+        """
+        return self._stream_ends
 
     @property
     def start_time_ns(self) -> int:

@@ -31,6 +31,20 @@ Three ways to use it::
 An error the chain falls back on is recorded on its attempt's span and never reaches
 the caller; when every attempt failed the caller gets :class:`AllAttemptsFailed`.
 ``BaseException`` (KeyboardInterrupt, ``asyncio.CancelledError``) always propagates.
+
+Streams. The chain decides when the target *returns*: a target that returns a stream
+(an iterator or async iterator of chunks, e.g. OpenAI's ``Stream`` or Ollama's chunk
+generator) has answered, the chain's outcome is ``ok`` and the caller gets the stream.
+The attempt's span, though, is the observation of that provider call and stays open
+until the stream ends, by the rules of :mod:`otel_llm.streaming` (exhausted, ``break``
+then closed or collected, ``close()``, an error mid-stream): so its finish reasons,
+usage and time to first chunk are recorded. :meth:`FallbackChain.run` wraps a returned
+stream for this (unless ``record_response=False``, or the target recorded onto the
+attempt itself); a stream the client instrumentation already wrapped onto the attempt,
+or one wrapped by hand around ``attempt.call``, is left as it is, and ``with attempt:``
+leaves such a call open too. A stream that fails mid-way makes its attempt's span ERROR
+with ``error.type`` (its observation is a failed attempt), but the chain does not fall
+back — the caller already holds the stream — and its outcome stays ``ok``.
 """
 
 from __future__ import annotations
@@ -51,6 +65,8 @@ from otel_llm._safety import report, swallow
 from otel_llm._tracer import tracer
 from otel_llm.call import LLMCall, error_type_of
 from otel_llm.scope import current_scope
+from otel_llm.streaming import AsyncStreamWrapper, SyncStreamWrapper
+from otel_llm.extract import StreamAccumulator
 
 #: Which errors make the chain try the next target: exception classes or a predicate.
 FallbackOn = Union[type[Exception], tuple[type[Exception], ...], Callable[[Exception], bool]]
@@ -66,6 +82,23 @@ _RUN_KEY = otel_context.create_key("otel_llm.fallback_chain_run")
 _ATTEMPT_KEY = otel_context.create_key("otel_llm.fallback_attempt")
 
 _NEW, _ACTIVE, _OK, _FAILED, _RAISED = range(5)
+
+
+def _stream_wrapper(result: Any) -> Callable[..., Any] | None:
+    """The wrapper class for a result that is a stream not wrapped yet, else None.
+
+    A stream is an iterator or async iterator (a response object, a list or a string is
+    not). One already wrapped (by the client instrumentation, onto this very attempt)
+    owns its call's end already: a second wrapper would read every chunk twice.
+    """
+    cls = type(result)
+    if cls is SyncStreamWrapper or cls is AsyncStreamWrapper:
+        return None
+    if hasattr(cls, "__anext__"):
+        return AsyncStreamWrapper
+    if hasattr(cls, "__next__"):
+        return SyncStreamWrapper
+    return None
 
 
 def _check_name(what: str, value: Any, *, optional: bool = False) -> str | None:
@@ -580,7 +613,8 @@ class Attempt(AsyncWithToo):
             return False
         run = self.run
         if exc is None:
-            call.end()
+            if not call.ends_with_stream:  # a returned stream ends its span itself
+                call.end()
             self._state = _OK
             run._conclude_ok(self)
             run._close_if_auto()
@@ -617,10 +651,23 @@ class Attempt(AsyncWithToo):
             "and the chain has no call= to use for it"
         )
 
-    def _record(self, result: Any) -> None:
+    def _record(self, result: Any) -> Any:
+        """Record the target's answer on the attempt's span; a stream comes back wrapped so
+        that the span ends with it (see the module docstring)."""
         chain = self.run.chain
-        if chain.record_response and not self._claimed and self._call is not None:
-            self._call.record_response(result, chain.extractor)
+        call = self._call
+        if not chain.record_response or self._claimed or call is None:
+            return result
+        wrapper = _stream_wrapper(result)
+        if wrapper is None:
+            call.record_response(result, chain.extractor)
+            return result
+        try:
+            call.set_attribute(semconv.GEN_AI_REQUEST_STREAM, True)
+            return wrapper(call, result, StreamAccumulator())
+        except Exception as exc:  # noqa: BLE001 - telemetry never breaks the call
+            report("wrapping a fallback target's stream", exc)
+            return result
 
     def _invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         fn, lead = self._function()
@@ -632,13 +679,11 @@ class Attempt(AsyncWithToo):
                 f"fallback chain {self.run.chain.name!r}: target {self.target.key!r} returned an "
                 "awaitable; use `await chain.arun(...)` for async targets"
             )
-        self._record(result)
-        return result
+        return self._record(result)
 
     async def _ainvoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         fn, lead = self._function()
         result = fn(*lead, *args, **kwargs)
         if inspect.isawaitable(result):
             result = await result
-        self._record(result)
-        return result
+        return self._record(result)

@@ -126,6 +126,12 @@ class _StreamState:
 
     def __init__(self, call: LLMCall, stream: Any, accumulator: Any, activate: bool | str) -> None:
         self.call = call
+        try:
+            # The wrapper owns the call's end from now on: whoever opened the call (a
+            # fallback attempt) must leave it open for the stream.
+            call._stream_ends = True
+        except AttributeError:  # a stand-in call object without the slot
+            pass
         self.stream = stream
         self.next: Callable[[], Any] | None = None  # the iterator's step, set by the wrapper
         self.acc = accumulator
