@@ -12,7 +12,7 @@ count of the wrong type is logged and skipped, never raised into the application
 from __future__ import annotations
 
 import time
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, Iterable, Mapping, Sequence
 
 from opentelemetry import trace
@@ -245,6 +245,11 @@ class LLMCall(AsyncWithToo):
         leaves the call open for it.
         """
         return self._stream_ends
+
+    @property
+    def start_attributes(self) -> Mapping[str, Any]:
+        """The attributes the span was opened with (the scope's included); read only."""
+        return MappingProxyType(self._start_attrs)
 
     @property
     def start_time_ns(self) -> int:

@@ -111,6 +111,9 @@ OTEL_LLM_CHAIN_NAME: Final = "otel_llm.chain.name"
 OTEL_LLM_CHAIN_OUTCOME: Final = "otel_llm.chain.outcome"
 #: HTTP retry back-off the client waited before this attempt, in seconds.
 OTEL_LLM_RETRY_BACKOFF_S: Final = "otel_llm.retry.backoff_s"
+#: The model name a client sent, on a fallback attempt whose target names another
+#: (``gen_ai.request.model`` keeps the target's model, which the route is keyed by).
+OTEL_LLM_REQUEST_SENT_MODEL: Final = "otel_llm.request.sent_model"
 
 # Routing decision (recorded on the chain or call it decided).
 OTEL_LLM_ROUTING_COMPLEXITY: Final = "otel_llm.routing.complexity"

@@ -8,8 +8,10 @@ A patched client method asks :func:`mode` what to do before doing anything else:
   (``llm_span`` / ``llm_call``): that span already is the observation of this
   provider call, so a second inference span would count it twice. Call through.
 * ``ATTEMPT`` — the call runs inside a fallback-chain attempt
-  (:func:`otel_llm.fallback.current_attempt`): record the response onto the attempt's
-  own :class:`~otel_llm.call.LLMCall` instead of opening another span.
+  (:func:`otel_llm.fallback.current_attempt`): record the request
+  (:func:`record_request_on_host`) and the response onto the attempt's own
+  :class:`~otel_llm.call.LLMCall` instead of opening another span; a stream is wrapped
+  onto it (the attempt leaves the call open for the stream).
 * ``OWN`` — open our own inference span(s).
 
 Everything here is on the hot path of every instrumented call, so it is kept to a few
@@ -119,6 +121,33 @@ def mode() -> tuple[int, LLMCall | None]:
         if call is not None and call.span is span and not call.ended:
             return ATTEMPT, call
     return NESTED, None
+
+
+#: The instrumentation's own per-call identity, which a fallback attempt's span states itself.
+_OWN_CALL_KEYS = frozenset({
+    semconv.OTEL_LLM_LOGICAL_CALL_ID, semconv.OTEL_LLM_ATTEMPT, semconv.OTEL_LLM_FALLBACK,
+})
+
+
+def record_request_on_host(host: LLMCall, attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Record a request's attributes on the fallback attempt's span; return those recorded.
+
+    Precedence: what the attempt's span was opened with stands — the target's operation,
+    provider, model and route (and server, when the target names one), the chain's
+    attempt index, fallback flag and logical call id, the scope's attributes; the
+    request fills in the rest (``gen_ai.request.stream``, temperature and the other
+    options, server address and port, tools offered). The model the client sent, when
+    it is not the target's, goes to ``otel_llm.request.sent_model``: the route and
+    prices stay keyed by the target's model, and the name on the wire is not lost.
+    The returned attributes are the request's part of any further span of this call.
+    """
+    opened = host.start_attributes
+    filled = {k: v for k, v in attrs.items() if k not in opened and k not in _OWN_CALL_KEYS}
+    sent = attrs.get(semconv.GEN_AI_REQUEST_MODEL)
+    if sent is not None and opened.get(semconv.GEN_AI_REQUEST_MODEL, sent) != sent:
+        filled[semconv.OTEL_LLM_REQUEST_SENT_MODEL] = sent
+    host.set_attributes(filled)
+    return filled
 
 
 #: (id of the identity, operation, model, stream, with attempts) -> (identity, span name,

@@ -21,6 +21,11 @@ tool calls (names; Ollama gives no ids) and Ollama's own timings — load, promp
 evaluation, evaluation and total duration, in seconds — so cold starts and decode
 speed are visible.
 
+Inside a fallback attempt the attempt's span observes the call instead: the request's
+attributes fill it in (the target's names standing, see
+:func:`~otel_llm.instrumentation._base.record_request_on_host`) and a stream is wrapped
+onto it, the attempt leaving it open until the stream ends.
+
 Streams (NDJSON) are wrapped in :class:`~otel_llm.streaming.SyncStreamWrapper` /
 :class:`~otel_llm.streaming.AsyncStreamWrapper`: the span ends exactly once on every
 exit path, the counts and timings come from the final ``done`` chunk, and time to first
@@ -144,21 +149,19 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tupl
     tools = body.get("tools")  # the client always sends a list; [] is none
     tools = (len(tools) if type(tools) is list else _base.count(tools)) or None
     capture = capture_enabled()
-    if host is not None:
-        host.set_attribute(semconv.SERVER_ADDRESS, ident.server_address)
-        host.set_attribute(semconv.SERVER_PORT, ident.server_port)
-        if tools is not None:
-            host.set_tools_offered(tools)
-        return host, False, capture
     attrs = template.copy()
     if tools is not None:
         attrs[semconv.OTEL_LLM_TOOLS_OFFERED] = tools
     if not _REQUEST_KEYS.isdisjoint(body.keys()):
         attrs.update(request_attributes(body))
-    call = LLMCall.from_attributes(name, attrs)
+    if host is not None:  # inside a fallback attempt: its span observes the call
+        _base.record_request_on_host(host, attrs)
+        call, own = host, False
+    else:
+        call, own = LLMCall.from_attributes(name, attrs), True
     if capture:
         call.record_input_messages(input_messages(path, body))
-    return call, True, capture
+    return call, own, capture
 
 
 def _record_status(call: LLMCall, exc: BaseException) -> None:

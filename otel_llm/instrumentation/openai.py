@@ -48,6 +48,11 @@ pass-through bodies; other classes are read through their own methods. Calls mad
 inside an LLM span the application opened itself, or inside a fallback attempt, are
 recorded as :mod:`otel_llm.instrumentation._base` describes.
 
+Inside a fallback attempt the attempt's span observes the call: the request's
+attributes fill it in (:func:`~otel_llm.instrumentation._base.record_request_on_host`,
+the target's names standing), and a stream is wrapped onto it and the attempt leaves
+it open until the stream ends.
+
 The ``chat.completions.stream()`` / ``responses.stream()`` helpers read the raw stream
 but close the HTTP response directly, so their ``close`` is patched too: leaving the
 helper's ``with`` block early ends the span then, not when the helper is collected.
@@ -462,7 +467,7 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Log
     tools = tools_offered(body) if options_given else None
     model = body.get("model")
     url = _BASE_URL.read(instance)
-    identity, name, template = _base.start_for(
+    _identity, name, template = _base.start_for(
         settings.resolver, url, operation, model if type(model) is str else None, stream, True,
     )
     attrs = template.copy()
@@ -476,10 +481,9 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Log
     state = _LogicalCall(mode, host, name, attrs, tools, messages, capture)
     if host is not None:
         with swallow("recording onto the fallback attempt"):
-            host.set_attribute(semconv.SERVER_ADDRESS, identity.server_address)
-            host.set_attribute(semconv.SERVER_PORT, identity.server_port)
-            if state.tools is not None:
-                host.set_tools_offered(state.tools)
+            _base.record_request_on_host(host, attrs)
+            if messages is not None:
+                host.record_input_messages(messages)
     return state
 
 
