@@ -45,6 +45,10 @@ or one wrapped by hand around ``attempt.call``, is left as it is, and ``with att
 leaves such a call open too. A stream that fails mid-way makes its attempt's span ERROR
 with ``error.type`` (its observation is a failed attempt), but the chain does not fall
 back — the caller already holds the stream — and its outcome stays ``ok``.
+
+SDK retries inside an attempt (the OpenAI client retrying a 429 on its own) are HTTP
+attempts of the same provider call: the attempt's span observes the last one, and each
+earlier one gets a span of its own (:meth:`Attempt.open_earlier_try`).
 """
 
 from __future__ import annotations
@@ -630,6 +634,31 @@ class Attempt(AsyncWithToo):
         run._close_if_auto()
         return False
 
+
+    def open_earlier_try(self, attributes: Mapping[str, Any], start_time_ns: int) -> LLMCall | None:
+        """Open a span for an earlier try of this attempt's provider call; None if it cannot be.
+
+        A client that retries on its own (the OpenAI SDK on a 429) makes several HTTP
+        attempts within one fallback attempt. The attempt's span observes the last of
+        them; each earlier one, once known to have failed, needs an observation of its
+        own, as it has outside a chain. The new span is a sibling of the attempt's span
+        (a child of the chain span: a provider-call span nested in another would make the
+        outer one a mere wrapper to trace inference) and carries the attempt's start
+        attributes (target provider, model and route, attempt index, fallback, logical
+        call id, scope, routing) over ``attributes`` (what the client knows of the
+        request). The caller records the outcome and ends it.
+        """
+        call = self._call
+        if call is None or self._state != _ACTIVE:
+            return None
+        merged = dict(attributes)
+        merged.update(call.start_attributes)
+        target = self.target
+        token = otel_context.attach(self.run._context())
+        try:
+            return LLMCall.from_attributes(f"{target.operation} {target.model}", merged, start_time_ns)
+        finally:
+            otel_context.detach(token)
 
     def _falls_back_on(self, exc: BaseException) -> bool:
         if not isinstance(exc, Exception) or isinstance(exc, ChainUsageError):

@@ -18,6 +18,8 @@ from opentelemetry.trace import StatusCode
 
 from otel_llm import semconv
 from otel_llm.fallback import Target, fallback_chain
+from processor.derive import derive
+from processor.trace_inference import derive_trace
 from tests.fake_provider import PROMPT_TOKENS
 from tests.instr_fixtures import _fresh, anyio_backend, fake, instrumented  # noqa: F401 - fixtures
 
@@ -195,3 +197,99 @@ def test_ollama_request_attributes_fill_the_attempt_span(oclient, fake, spans):
     assert a[semconv.GEN_AI_REQUEST_MODEL] == "llama3.2"
     assert semconv.OTEL_LLM_REQUEST_SENT_MODEL not in a  # the same model: nothing to add
 
+
+# --- (b) SDK retries inside an attempt: one span per HTTP attempt ---------------------------------
+def _record(span):
+    """A finished SDK span as the collector receives it (for trace-aware derivation)."""
+    from processor.trace_inference import SpanRecord
+
+    ctx, parent = span.get_span_context(), span.parent
+    return SpanRecord(
+        ctx.trace_id.to_bytes(16, "big"), ctx.span_id.to_bytes(8, "big"),
+        parent.span_id.to_bytes(8, "big") if parent else None, span.name, span.kind.value,
+        span.start_time, span.end_time, dict(span.attributes), span.status.status_code.value,
+        dict(span.resource.attributes), scope_name=span.instrumentation_scope.name,
+    )
+
+
+def assert_retried_once(spans, failed, ok):
+    chain = chain_span(spans)
+    assert failed.status.status_code is StatusCode.ERROR
+    assert failed.attributes[semconv.ERROR_TYPE] == "RateLimitError"
+    assert failed.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == 429
+    assert semconv.HTTP_REQUEST_RESEND_COUNT not in failed.attributes
+    assert ok.status.status_code is StatusCode.UNSET
+    assert ok.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == 200
+    assert ok.attributes[semconv.HTTP_REQUEST_RESEND_COUNT] == 1
+    assert ok.attributes[semconv.OTEL_LLM_RETRY_BACKOFF_S] == pytest.approx(0.01)
+    for span in (failed, ok):  # the fallback attributes on each, both children of the chain
+        a = span.attributes
+        assert (a[semconv.OTEL_LLM_ROUTE], a[semconv.OTEL_LLM_ATTEMPT], a[semconv.OTEL_LLM_FALLBACK]) == ("primary", 0, False)
+        assert a[semconv.GEN_AI_PROVIDER_NAME] == "openai" and a[semconv.GEN_AI_REQUEST_MODEL] == "gpt-4o"
+        assert span.parent.span_id == chain.context.span_id
+    assert failed.attributes[semconv.OTEL_LLM_LOGICAL_CALL_ID] == ok.attributes[semconv.OTEL_LLM_LOGICAL_CALL_ID]
+    assert ok.start_time <= failed.start_time < failed.end_time <= ok.end_time  # the try's own time
+
+    # One observation per provider attempt, in process and from the collector's trace.
+    for observations in ([derive(s) for s in (failed, ok)], derive_trace([_record(s) for s in (chain, failed, ok)]).observations):
+        by_ok = sorted(observations, key=lambda o: o.ok)
+        assert [(o.ok, o.http_status, o.error_type) for o in by_ok] == [(False, 429, "RateLimitError"), (True, 200, None)]
+        assert {o.route for o in by_ok} == {"primary"} and {o.attempt for o in by_ok} == {0}
+        assert len({o.logical_call_id for o in by_ok}) == 1
+
+
+def test_openai_sdk_retry_inside_a_chain_attempt_gives_one_span_per_http_attempt(client, fake, spans):
+    fake.fail_next(429, headers={"retry-after-ms": "10"})
+    result = one_chain(lambda: client.chat.completions.create(model="gpt-4o", messages=USER)).run()
+    assert len(fake.bodies("/chat/completions")) == 2
+    failed, ok = llm_spans(spans)
+    assert_retried_once(spans, failed, ok)
+    assert ok.attributes[semconv.GEN_AI_RESPONSE_ID] == result.id
+
+
+async def test_async_openai_sdk_retry_inside_a_chain_attempt_gives_one_span_per_http_attempt(aclient, fake, spans):
+    fake.fail_next(429, headers={"retry-after-ms": "10"})
+    await one_chain(lambda: aclient.chat.completions.create(model="gpt-4o", messages=USER)).arun()
+    failed, ok = llm_spans(spans)
+    assert_retried_once(spans, failed, ok)
+
+
+def test_openai_stream_retried_inside_a_chain_attempt(client, fake, spans):
+    fake.fail_next(429, headers={"retry-after-ms": "10"})
+    chunks = list(one_chain(lambda: client.chat.completions.create(
+        model="gpt-4o", messages=USER, stream=True, stream_options=USAGE)).run())
+    failed, ok = llm_spans(spans)
+    assert_retried_once(spans, failed, ok)
+    assert_stream_recorded(ok, chunks[-1].usage.completion_tokens)
+
+
+def test_retries_exhausted_then_the_chain_falls_back_every_http_attempt_observed(client, fake, spans):
+    fake.fail_next(500, times=3, headers={"retry-after-ms": "1"})
+    chain = fallback_chain("answer", [
+        Target("openai", "gpt-4o", route="primary", call=lambda: client.chat.completions.create(model="gpt-4o", messages=USER)),
+        Target("openai", "gpt-4o-mini", route="backup",
+               call=lambda: client.chat.completions.create(model="gpt-4o-mini", messages=USER)),
+    ], fallback_on=openai.APIError)
+    chain.run()
+    tries = llm_spans(spans)  # in the order they ended: each try before the next
+    assert [s.attributes[semconv.OTEL_LLM_ROUTE] for s in tries] == ["primary"] * 3 + ["backup"]
+    assert [s.attributes.get(semconv.HTTP_REQUEST_RESEND_COUNT) for s in tries] == [None, 1, 2, None]
+    assert [s.attributes.get(semconv.ERROR_TYPE) for s in tries] == ["InternalServerError"] * 3 + [None]
+    assert [s.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] for s in tries] == [500, 500, 500, 200]
+    assert [s.attributes[semconv.OTEL_LLM_ATTEMPT] for s in tries] == [0, 0, 0, 1]
+    assert tries[3].attributes[semconv.OTEL_LLM_FALLBACK_REASON] == "InternalServerError"
+    assert len({s.attributes[semconv.OTEL_LLM_LOGICAL_CALL_ID] for s in tries}) == 1
+
+
+def test_timeouts_retried_inside_a_chain_attempt_are_each_observed(fake, spans):
+    from otel_llm.fallback import AllAttemptsFailed
+
+    with openai.OpenAI(base_url=fake.openai_base_url, api_key="k", max_retries=1, timeout=0.05) as slow_client:
+        chain = one_chain(lambda: slow_client.chat.completions.create(model="gpt-4o@slow=0.5", messages=USER))
+        with pytest.raises(AllAttemptsFailed):
+            chain.run()
+    first, last = llm_spans(spans)
+    assert {s.attributes[semconv.ERROR_TYPE] for s in (first, last)} == {"APITimeoutError"}
+    assert semconv.HTTP_RESPONSE_STATUS_CODE not in first.attributes
+    assert [e.name for e in first.events] == ["exception"]
+    assert last.attributes[semconv.HTTP_REQUEST_RESEND_COUNT] == 1

@@ -11,7 +11,8 @@ A patched client method asks :func:`mode` what to do before doing anything else:
   (:func:`otel_llm.fallback.current_attempt`): record the request
   (:func:`record_request_on_host`) and the response onto the attempt's own
   :class:`~otel_llm.call.LLMCall` instead of opening another span; a stream is wrapped
-  onto it (the attempt leaves the call open for the stream).
+  onto it (the attempt leaves the call open for the stream), and HTTP attempts of a
+  client's own retries are observed by :mod:`otel_llm.instrumentation._hosted`.
 * ``OWN`` — open our own inference span(s).
 
 Everything here is on the hot path of every instrumented call, so it is kept to a few
@@ -77,7 +78,7 @@ class Settings:
         return cls.from_options(kwargs.get("provider_hosts"), kwargs.get("include_usage"))
 
 
-def _current_attempt() -> Any:
+def current_attempt() -> Any:
     """The fallback attempt in progress, when the fallback module is available."""
     try:
         from otel_llm.fallback import current_attempt
@@ -115,7 +116,7 @@ def mode() -> tuple[int, LLMCall | None]:
     span = enclosing_inference_span()
     if span is None:
         return OWN, None
-    attempt = _current_attempt()
+    attempt = current_attempt()
     if attempt is not None:
         call = attempt.call
         if call is not None and call.span is span and not call.ended:

@@ -50,8 +50,9 @@ recorded as :mod:`otel_llm.instrumentation._base` describes.
 
 Inside a fallback attempt the attempt's span observes the call: the request's
 attributes fill it in (:func:`~otel_llm.instrumentation._base.record_request_on_host`,
-the target's names standing), and a stream is wrapped onto it and the attempt leaves
-it open until the stream ends.
+the target's names standing), a stream is wrapped onto it and the attempt leaves it
+open until the stream ends, and the SDK's retries are observed per HTTP attempt by
+:class:`~otel_llm.instrumentation._hosted.HostedTries`.
 
 The ``chat.completions.stream()`` / ``responses.stream()`` helpers read the raw stream
 but close the HTTP response directly, so their ``close`` is patched too: leaving the
@@ -78,6 +79,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import time
 from random import getrandbits as _getrandbits
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -90,6 +92,7 @@ from otel_llm.call import LLMCall, error_type_of
 from otel_llm.content import capture_enabled
 from otel_llm.extract import StreamAccumulator, record_response
 from otel_llm.instrumentation import _base, _patching
+from otel_llm.instrumentation._hosted import HostedTries
 from otel_llm.instrumentation._openai_raw import RawStreamResponse
 from otel_llm.streaming import AsyncStreamWrapper, SyncStreamWrapper, wrap_async, wrap_sync
 
@@ -225,7 +228,7 @@ class _LogicalCall:
 
     __slots__ = (
         "mode", "host", "tools", "name", "attrs", "messages",
-        "attempts", "current", "backoff", "sending", "capture",
+        "attempts", "current", "backoff", "sending", "capture", "hosted",
     )
 
     def __init__(
@@ -245,6 +248,8 @@ class _LogicalCall:
         self.sending = False
         self.capture = capture
         self.current: LLMCall | None = None
+        #: Inside a fallback attempt: its HTTP tries (set by ``_start``).
+        self.hosted: HostedTries | None = None
         if mode != _base.ATTEMPT:
             attrs[semconv.OTEL_LLM_ATTEMPT] = 0
             self.current = call = LLMCall.from_attributes(name, attrs)  # takes the dict over
@@ -253,10 +258,17 @@ class _LogicalCall:
 
     def begin_attempt(self) -> LLMCall | None:
         """The span of the next HTTP attempt: the first one's, opened with the call, or a
-        new one (inside a fallback attempt: None, the attempt's own call is used)."""
+        new one (inside a fallback attempt: None, the attempt's own call observes it and
+        an earlier, failed try gets its span from ``hosted``)."""
         index = self.attempts
         self.attempts += 1
-        if index == 0 or self.mode == _base.ATTEMPT:
+        if self.mode == _base.ATTEMPT:
+            hosted = self.hosted
+            if hosted is not None:
+                hosted.begin(self.backoff)
+            self.backoff = None
+            return None
+        if index == 0:
             return self.current
         attrs = dict(self.attrs)
         attrs[semconv.OTEL_LLM_ATTEMPT] = index
@@ -274,6 +286,8 @@ class _LogicalCall:
     def failed(self, exc: BaseException) -> None:
         """``request()`` raised: end the open attempt (if still open) with the exception."""
         if self.mode == _base.ATTEMPT:
+            if self.hosted is not None:
+                self.hosted.settle()
             return  # the fallback attempt records the exception itself
         call = self.current
         if call is not None and not call.ended:
@@ -282,7 +296,13 @@ class _LogicalCall:
     def finished(self, result: Any, is_async: bool) -> Any:
         """``request()`` returned: record the answer and end the span, or wrap a stream (or a
         streamed raw response) that ends it later."""
-        call = self.current if self.mode != _base.ATTEMPT else self.host
+        if self.mode == _base.ATTEMPT:
+            call = self.host
+            if self.hosted is not None:
+                with swallow("recording onto the fallback attempt"):
+                    self.hosted.settle()
+        else:
+            call = self.current
         if call is None or call._ended:
             return result
         try:
@@ -454,6 +474,8 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Log
     mode, host = _base.mode()
     if mode == _base.OFF or mode == _base.NESTED:
         return None
+    # Inside a fallback attempt: when the first HTTP try of this call began.
+    host_started = time.time_ns() if host is not None else 0
     body = options.json_data
     if type(body) is not dict and not isinstance(body, Mapping):
         body = {}
@@ -481,9 +503,12 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Log
     state = _LogicalCall(mode, host, name, attrs, tools, messages, capture)
     if host is not None:
         with swallow("recording onto the fallback attempt"):
-            _base.record_request_on_host(host, attrs)
+            request = _base.record_request_on_host(host, attrs)
             if messages is not None:
                 host.record_input_messages(messages)
+            attempt = _base.current_attempt()
+            if attempt is not None:
+                state.hosted = HostedTries(host, attempt, request, host_started)
     return state
 
 
@@ -548,6 +573,10 @@ def _attempt_begin(state: _LogicalCall) -> LLMCall | None:
 def _attempt_raised(state: _LogicalCall, call: LLMCall | None, exc: BaseException) -> None:
     state.sending = False
     if call is None:
+        if state.hosted is not None:
+            with swallow("recording a failed OpenAI attempt"):
+                etype = _transport_error_type(exc) if isinstance(exc, Exception) else error_type_of(exc)
+                state.hosted.raised(exc, etype)
         return
     call.deactivate()
     with swallow("ending a failed OpenAI attempt"):
@@ -561,15 +590,16 @@ def _attempt_raised(state: _LogicalCall, call: LLMCall | None, exc: BaseExceptio
 
 def _attempt_answered(state: _LogicalCall, call: LLMCall | None, instance: Any, response: Any) -> None:
     state.sending = False
-    target = call if call is not None else state.host
-    if target is None:
-        return
     if call is not None:
         call.deactivate()
     try:
         status = response.status_code
-        target.set_http_status(status)
-        if status >= 400 and call is not None:
+        if call is None:  # inside a fallback attempt (or nothing to record)
+            if state.hosted is not None:
+                state.hosted.answered(status, _status_error_type(instance, response) if status >= 400 else None)
+            return
+        call.set_http_status(status)
+        if status >= 400:
             call.fail(_status_error_type(instance, response))
             call.end()
     except Exception as exc:  # noqa: BLE001
