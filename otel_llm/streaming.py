@@ -124,14 +124,11 @@ class _StreamState:
         "call", "stream", "next", "acc", "add", "ctx", "activate_first", "done", "first", "slow", "iterator", "on_error",
     )
 
-    def __init__(self, call: LLMCall, stream: Any, accumulator: Any, activate: bool | str) -> None:
+    def __init__(
+        self, call: LLMCall, stream: Any, accumulator: Any, activate: bool | str,
+        on_error: Callable[[LLMCall, BaseException], None] | None = None,
+    ) -> None:
         self.call = call
-        try:
-            # The wrapper owns the call's end from now on: whoever opened the call (a
-            # fallback attempt) must leave it open for the stream.
-            call._stream_ends = True
-        except AttributeError:  # a stand-in call object without the slot
-            pass
         self.stream = stream
         self.next: Callable[[], Any] | None = None  # the iterator's step, set by the wrapper
         self.acc = accumulator
@@ -151,7 +148,16 @@ class _StreamState:
         self.iterator: Any = None
         #: ``on_error(call, exc)``, called once when the stream fails, before the span ends
         #: (see :func:`wrap_sync`); None for none.
-        self.on_error: Callable[[LLMCall, BaseException], None] | None = None
+        self.on_error = on_error
+
+
+def _hand_over_end(call: Any) -> None:
+    """The wrapper ends ``call`` from now on: whoever opened the call (a fallback attempt)
+    must leave it open for the stream (:attr:`~otel_llm.call.LLMCall.ends_with_stream`)."""
+    try:
+        call._stream_ends = True
+    except AttributeError:  # a stand-in call object without the slot
+        pass
 
 
 def _end(state: _StreamState, error: BaseException | None) -> None:
@@ -299,6 +305,7 @@ class SyncStreamWrapper(Generic[T]):
         activate: bool | str = True,
     ) -> None:
         state = _StreamState(call, stream, accumulator if accumulator is not None else StreamAccumulator(), activate)
+        _hand_over_end(call)
         _read_from(state, stream)
         _set(self, "_llm_state", state)
 
@@ -523,6 +530,7 @@ class AsyncStreamWrapper(Generic[T]):
         activate: bool | str = True,
     ) -> None:
         state = _StreamState(call, stream, accumulator if accumulator is not None else StreamAccumulator(), activate)
+        _hand_over_end(call)
         iterator = stream if hasattr(type(stream), "__anext__") else stream.__aiter__()
         state.next = iterator.__anext__
         _set(self, "_llm_state", state)
@@ -658,8 +666,8 @@ def wrap_sync(
     ends, to record what only the client's exception tells (the HTTP status of a request
     the client sends on the first read, as Ollama's does). Its failures are logged.
     """
-    state = _StreamState(call, stream, accumulator, activate)
-    state.on_error = on_error
+    state = _StreamState(call, stream, accumulator, activate, on_error)
+    call._stream_ends = True  # as _hand_over_end does (the instrumentations' calls have the slot)
     if source is None:
         _read_from(state, stream)
     else:
@@ -677,8 +685,8 @@ def wrap_async(
     """``AsyncStreamWrapper(call, stream, accumulator, activate=activate)``, as :func:`wrap_sync`
     (``source``: the async iterator the stream's ``__anext__`` only passes through;
     ``on_error``: as there)."""
-    state = _StreamState(call, stream, accumulator, activate)
-    state.on_error = on_error
+    state = _StreamState(call, stream, accumulator, activate, on_error)
+    call._stream_ends = True  # as _hand_over_end does
     if source is None:
         source = stream if hasattr(type(stream), "__anext__") else stream.__aiter__()
     state.next = source.__anext__

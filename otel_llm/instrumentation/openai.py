@@ -262,14 +262,15 @@ class _LogicalCall:
         an earlier, failed try gets its span from ``hosted``)."""
         index = self.attempts
         self.attempts += 1
+        current = self.current
+        if index == 0 and current is not None:  # (inside a fallback attempt there is none)
+            return current
         if self.mode == _base.ATTEMPT:
             hosted = self.hosted
             if hosted is not None:
                 hosted.begin(self.backoff)
             self.backoff = None
             return None
-        if index == 0:
-            return self.current
         attrs = dict(self.attrs)
         attrs[semconv.OTEL_LLM_ATTEMPT] = index
         attrs[semconv.HTTP_REQUEST_RESEND_COUNT] = index
@@ -474,8 +475,6 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Log
     mode, host = _base.mode()
     if mode == _base.OFF or mode == _base.NESTED:
         return None
-    # Inside a fallback attempt: when the first HTTP try of this call began.
-    host_started = time.time_ns() if host is not None else 0
     body = options.json_data
     if type(body) is not dict and not isinstance(body, Mapping):
         body = {}
@@ -502,6 +501,7 @@ def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Log
         attrs.update(request_attributes(path, body))
     state = _LogicalCall(mode, host, name, attrs, tools, messages, capture)
     if host is not None:
+        host_started = time.time_ns()  # when the first HTTP try of this call begins (soon)
         with swallow("recording onto the fallback attempt"):
             request = _base.record_request_on_host(host, attrs)
             if messages is not None:
