@@ -67,6 +67,14 @@ def llm_spans(exporter):
         ("https://generativelanguage.googleapis.com/v1beta/openai/", "gcp.gemini",
          "generativelanguage.googleapis.com", 443),
         ("https://API.OpenAI.com:8443/v1", "openai", "api.openai.com", 8443),
+        ("https://bedrock-runtime.us-east-1.amazonaws.com/openai/v1", "aws.bedrock",
+         "bedrock-runtime.us-east-1.amazonaws.com", 443),
+        ("https://bedrock-mantle.us-west-2.api.aws/v1", "aws.bedrock", "bedrock-mantle.us-west-2.api.aws", 443),
+        # Other AWS hosts are not Bedrock: a SageMaker endpoint, an API Gateway in front of a model server.
+        ("https://runtime.sagemaker.us-east-1.amazonaws.com/v1", "runtime.sagemaker.us-east-1.amazonaws.com",
+         "runtime.sagemaker.us-east-1.amazonaws.com", 443),
+        ("https://abc123.execute-api.eu-west-1.amazonaws.com/prod/v1", "abc123.execute-api.eu-west-1.amazonaws.com",
+         "abc123.execute-api.eu-west-1.amazonaws.com", 443),
         # Anything else is named by its host, never silently "openai".
         ("http://llm-gateway.internal:8080/v1", "llm-gateway.internal", "llm-gateway.internal", 8080),
         ("http://[::1]:8000/v1", "::1", "::1", 8000),

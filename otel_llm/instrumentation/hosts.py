@@ -73,9 +73,13 @@ KNOWN_SUFFIXES: tuple[tuple[str, str], ...] = (
     (".services.ai.azure.com", "azure.ai.inference"),
     (".models.ai.azure.com", "azure.ai.inference"),
     ("-aiplatform.googleapis.com", "gcp.vertex_ai"),
-    (".amazonaws.com", "aws.bedrock"),
     (".openai.com", "openai"),
 )
+
+#: AWS domains under which Bedrock has per-region hosts whose first label starts with
+#: ``bedrock`` (``bedrock-runtime.us-east-1.amazonaws.com``). The rest of AWS (SageMaker
+#: endpoints, API Gateway in front of a company's own model server) is not Bedrock.
+AWS_DOMAINS: tuple[str, ...] = (".amazonaws.com", ".api.aws")
 
 @dataclass(frozen=True, slots=True)
 class Identity:
@@ -190,6 +194,8 @@ def _provider_for(host: str | None, port: int | None, mapping: Mapping[str, str]
     for suffix, name in KNOWN_SUFFIXES:
         if host.endswith(suffix):
             return name
+    if host.startswith("bedrock") and host.endswith(AWS_DOMAINS):
+        return "aws.bedrock"
     if port == OLLAMA_DEFAULT_PORT:
         return "ollama"
     return host
