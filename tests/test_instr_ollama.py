@@ -67,6 +67,13 @@ def assert_timings(attributes):
 
 
 # --- non-streamed ------------------------------------------------------------------------------
+def test_a_seed_beyond_64_bits_is_not_recorded(client, spans):
+    client.chat(model="llama3.2", messages=USER, options={"seed": 2**64, "temperature": 0.5})
+    a = one_span(spans).attributes
+    assert semconv.GEN_AI_REQUEST_SEED not in a
+    assert a[semconv.GEN_AI_REQUEST_TEMPERATURE] == 0.5
+
+
 def test_chat_span_has_identity_usage_and_ollama_timings(client, fake, spans):
     result = client.chat(model="llama3.2", messages=USER, options={"temperature": 0.1, "num_predict": 32, "seed": 3})
     span = one_span(spans)

@@ -317,6 +317,17 @@ async def test_async_raw_streamed_response_break_then_close(aclient, spans):
     assert one_span(spans).status.status_code is StatusCode.UNSET
 
 
+@pytest.mark.parametrize(("seed", "recorded"), [
+    (2**63 - 1, True), (-(2**63), True),
+    (2**63, False), (2**64, False),  # beyond a span attribute's 64 bits: OTLP exporters drop it with an error
+])
+def test_a_seed_is_recorded_only_when_it_fits_64_bits(client, spans, seed, recorded):
+    client.chat.completions.create(model="gpt-4o-mini", messages=USER, seed=seed)
+    a = one_span(spans).attributes
+    assert a.get(semconv.GEN_AI_REQUEST_SEED) == (seed if recorded else None)
+    assert a[semconv.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini"  # the rest of the request is recorded
+
+
 def test_other_endpoints_make_no_llm_span(client, spans):
     client.models.list()
     assert llm_spans(spans) == []

@@ -269,6 +269,14 @@ def positive_int(value: Any) -> int | None:
     return None
 
 
+def int64(value: Any) -> int | None:
+    """``value`` if it is an int (not a bool) that fits a span attribute's 64 bits, else None
+    (OTLP exporters drop a larger one with an error)."""
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return value
+    return None
+
+
 def number(value: Any) -> float | int | None:
     """``value`` if it is a real number (not a bool), else None."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -91,8 +91,8 @@ def request_attributes(body: Mapping[str, Any]) -> dict[str, Any]:
         value = _base.positive_int(get("num_predict"))
         if value is not None:
             attrs[semconv.GEN_AI_REQUEST_MAX_TOKENS] = value
-        seed = get("seed")
-        if isinstance(seed, int) and not isinstance(seed, bool):
+        seed = _base.int64(get("seed"))
+        if seed is not None:
             attrs[semconv.GEN_AI_REQUEST_SEED] = seed
     fmt = body.get("format")
     if fmt is not None and (fmt == "json" or isinstance(fmt, Mapping)):

@@ -131,8 +131,8 @@ def request_attributes(path: str, body: Mapping[str, Any]) -> dict[str, Any]:
     value = _base.positive_int(get("max_completion_tokens") or get("max_tokens") or get("max_output_tokens"))
     if value is not None:
         attrs[semconv.GEN_AI_REQUEST_MAX_TOKENS] = value
-    seed = get("seed")
-    if isinstance(seed, int) and not isinstance(seed, bool):
+    seed = _base.int64(get("seed"))
+    if seed is not None:
         attrs[semconv.GEN_AI_REQUEST_SEED] = seed
     n = _base.positive_int(get("n"))
     if n is not None and n != 1:
