@@ -134,6 +134,58 @@ def test_openai_stream_in_a_chain_failing_mid_way_fails_the_attempt_without_a_fa
     assert chain_span(spans).attributes[semconv.OTEL_LLM_CHAIN_OUTCOME] == "ok"
 
 
+def test_openai_raw_streamed_response_from_a_chain_target_is_recorded_until_its_stream_ends(client, spans):
+    chain = one_chain(lambda q: client.chat.completions.with_raw_response.create(
+        model="gpt-4o@chunks=5", messages=USER, stream=True, stream_options=USAGE,
+    ))
+    raw = chain.run("q")
+    assert llm_spans(spans) == []  # the attempt left the call open for the raw response
+    chunks = list(raw.parse())
+    (span,) = llm_spans(spans)
+    assert_stream_recorded(span, chunks[-1].usage.completion_tokens)
+
+
+def test_openai_raw_streamed_response_from_a_chain_target_failing_mid_way_fails_the_attempt(client, spans):
+    raw = one_chain(lambda q: client.chat.completions.with_raw_response.create(
+        model="gpt-4o@midstream=error", messages=USER, stream=True,
+    )).run("q")
+    with pytest.raises(openai.APIError):
+        list(raw.parse())
+    (span,) = llm_spans(spans)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[semconv.ERROR_TYPE] == "APIError"
+
+
+def test_openai_raw_streamed_response_from_a_chain_target_never_parsed_ends_once_when_collected(client, spans):
+    raw = one_chain(lambda q: client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=USER, stream=True,
+    )).run("q")
+    assert llm_spans(spans) == []
+    del raw
+    gc.collect()
+    (span,) = llm_spans(spans)
+    assert span.status.status_code is StatusCode.UNSET
+    assert span.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == 200
+
+
+def test_a_span_of_the_application_between_the_attempt_and_the_client_call_changes_nothing(client, spans):
+    """The provider call is the attempt's, whatever spans the target opens around it: one
+    observation, recorded on the attempt's span."""
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("app")
+
+    def target(q):
+        with tracer.start_as_current_span("app-step"):
+            return client.chat.completions.create(model="gpt-4o", messages=USER)
+
+    result = one_chain(target).run("q")
+    (span,) = llm_spans(spans)
+    a = span.attributes
+    assert (a[semconv.OTEL_LLM_ROUTE], a[semconv.GEN_AI_PROVIDER_NAME]) == ("primary", "openai")
+    assert a[semconv.GEN_AI_USAGE_INPUT_TOKENS] == result.usage.prompt_tokens  # once, not twice
+
+
 def test_ollama_stream_inside_a_chain_attempt_is_recorded_until_it_ends(oclient, spans):
     chain = one_chain(lambda: oclient.chat(model="llama3.2", messages=USER, stream=True), "ollama", "llama3.2")
     stream = chain.run()

@@ -78,13 +78,20 @@ class Settings:
         return cls.from_options(kwargs.get("provider_hosts"), kwargs.get("include_usage"))
 
 
+#: ``otel_llm.fallback.current_attempt``, imported on first use (the fallback module
+#: imports the stream wrappers, which need not be loaded before a call is made).
+_current_attempt: Callable[[], Any] | None = None
+
+
 def current_attempt() -> Any:
-    """The fallback attempt in progress, when the fallback module is available."""
-    try:
-        from otel_llm.fallback import current_attempt
-    except ImportError:  # pragma: no cover - the fallback module is part of the package
-        return None
-    return current_attempt()
+    """The fallback attempt in progress here, if any."""
+    global _current_attempt
+    find = _current_attempt
+    if find is None:
+        from otel_llm.fallback import current_attempt as find
+
+        _current_attempt = find
+    return find()
 
 
 try:
@@ -114,14 +121,15 @@ def mode() -> tuple[int, LLMCall | None]:
     elif not is_instrumentation_enabled():
         return OFF, None
     span = enclosing_inference_span()
-    if span is None:
-        return OWN, None
     attempt = current_attempt()
     if attempt is not None:
+        # The attempt's span observes this provider call, whether it is the current span
+        # or the target opened spans of its own around the call (reading ``call`` tells
+        # the chain the answer is recorded here).
         call = attempt.call
-        if call is not None and call.span is span and not call.ended:
+        if call is not None and not call.ended and (span is None or call.span is span):
             return ATTEMPT, call
-    return NESTED, None
+    return (OWN, None) if span is None else (NESTED, None)
 
 
 #: The instrumentation's own per-call identity, which a fallback attempt's span states itself.

@@ -20,8 +20,9 @@ Who ends the span, exactly once:
 * ``parse()`` never returned a stream (the application read the body another way, e.g.
   ``http_response.iter_lines()``, or not at all): the proxy, when it is collected. The
   span ends OK with the status and request attributes, as a stream collected unread does.
-* Inside a fallback attempt the span is the attempt's: the proxy never ends it (the
-  attempt does); a parsed stream is recorded onto it as any stream is.
+* Inside a fallback attempt the span is the attempt's, and the attempt leaves it open
+  for the raw response as it does for a stream (``LLMCall.ends_with_stream``): the same
+  two rules end it, with the parsed stream recorded onto it as any stream is.
 
 A later ``parse(to=OtherStream)`` giving another stream object is returned as it is: the
 call's one span belongs to the first stream.
@@ -44,15 +45,13 @@ class RawStreamResponse(wrapt.ObjectProxy):  # type: ignore[misc]
     :param call: the call's span, still open.
     :param wrap: ``wrap(parsed)`` -> the stream wrapper that now owns ``call``'s end, or
         None when ``parsed`` is not a stream.
-    :param own: whether this proxy ends ``call`` when collected unparsed (False inside a
-        fallback attempt, whose span the attempt ends).
     """
 
-    def __init__(self, raw: Any, call: LLMCall, wrap: Callable[[Any], Any], own: bool) -> None:
+    def __init__(self, raw: Any, call: LLMCall, wrap: Callable[[Any], Any]) -> None:
         super().__init__(raw)
+        call._stream_ends = True  # this proxy, or the stream it parses, ends the call
         self._self_call = call
         self._self_wrap = wrap
-        self._self_own = own
         #: (the SDK's stream, its wrapper) once ``parse()`` has returned a stream.
         self._self_parsed: tuple[Any, Any] | None = None
 
@@ -75,7 +74,7 @@ class RawStreamResponse(wrapt.ObjectProxy):  # type: ignore[misc]
     def __del__(self) -> None:
         # Collected before any stream was parsed: nothing else will end the span.
         try:
-            if self._self_parsed is None and self._self_own:
+            if self._self_parsed is None:
                 self._self_call.end()
         except BaseException:  # noqa: BLE001 - a finaliser must never raise
             pass

@@ -319,9 +319,7 @@ class _LogicalCall:
             if kind is None:
                 record_response(call, result)  # what call.record_response does, without its indirection
             elif kind is _LEGACY_RAW and result._stream:  # .with_raw_response, streamed: read later
-                return RawStreamResponse(
-                    result, call, functools.partial(_wrap_parsed, call, self.capture), self.mode != _base.ATTEMPT,
-                )
+                return RawStreamResponse(result, call, functools.partial(_wrap_parsed, call, self.capture))
             else:
                 _record_raw(call, result)
         except Exception as exc:  # noqa: BLE001 - telemetry never breaks the call
