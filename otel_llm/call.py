@@ -102,6 +102,7 @@ class LLMCall(AsyncWithToo):
         "_pending_ready",
         "_tool_calls_known",
         "_stream_ends",
+        "_recorded",  # the answer an instrumentation recorded onto this call; set only then
     )
 
     def __init__(
@@ -479,10 +480,14 @@ class LLMCall(AsyncWithToo):
         """Read model, id, finish reasons, usage and tool calls out of a response.
 
         OpenAI- and Ollama-shaped responses (objects or dicts) are understood;
-        ``extractor(call, response)`` handles any other shape.
+        ``extractor(call, response)`` handles any other shape. An answer an instrumented
+        client already recorded onto this call (inside a fallback attempt) is not read
+        again: its tool calls would count twice.
         """
         if self._ended or response is None:
             return
+        if response is getattr(self, "_recorded", None):
+            return  # an instrumented client recorded this very answer here already (a fallback attempt)
         try:
             (extractor or read_response)(self, response)
         except Exception as exc:  # noqa: BLE001

@@ -186,6 +186,28 @@ def test_a_span_of_the_application_between_the_attempt_and_the_client_call_chang
     assert a[semconv.GEN_AI_USAGE_INPUT_TOKENS] == result.usage.prompt_tokens  # once, not twice
 
 
+@pytest.mark.parametrize("provider", ["openai", "ollama"])
+def test_an_answer_recorded_by_the_target_as_well_as_by_the_client_counts_once(client, oclient, spans, provider):
+    """The module's own pattern, ``with attempt as call: ...; call.record_response(r)``,
+    with the client instrumented: the answer is on the attempt's span once."""
+    tools = [{"type": "function", "function": {"name": name, "parameters": {"type": "object", "properties": {}}}}
+             for name in ("lookup", "search")]
+    chain = fallback_chain("answer", [Target(provider, "m", route="primary")])
+    for attempt in chain:
+        with attempt as call:
+            if provider == "openai":
+                answer = client.chat.completions.create(model="gpt-4o-mini", messages=USER, tools=tools)
+                emitted = len(answer.choices[0].message.tool_calls)
+            else:
+                answer = oclient.chat(model="llama3.2", messages=USER, tools=tools)
+                emitted = len(answer.message.tool_calls)
+            call.record_response(answer)
+    (span,) = llm_spans(spans)
+    assert emitted == 2
+    assert span.attributes[semconv.OTEL_LLM_TOOL_CALLS] == emitted
+    assert len(span.attributes[semconv.OTEL_LLM_TOOL_CALL_NAMES]) == emitted
+
+
 def test_ollama_stream_inside_a_chain_attempt_is_recorded_until_it_ends(oclient, spans):
     chain = one_chain(lambda: oclient.chat(model="llama3.2", messages=USER, stream=True), "ollama", "llama3.2")
     stream = chain.run()

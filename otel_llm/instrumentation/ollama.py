@@ -187,6 +187,8 @@ def _answered(call: LLMCall, own: bool, result: Any) -> Any:
         report("recording an Ollama response", exc)
     if own:
         call.end()
+    else:  # a fallback attempt's call: the target may record the same answer (LLMCall.record_response)
+        call._recorded = result
     return result
 
 

@@ -299,6 +299,8 @@ class _LogicalCall:
         streamed raw response) that ends it later."""
         if self.mode == _base.ATTEMPT:
             call = self.host
+            if call is not None:
+                call._recorded = result  # recorded here: the target may record it too (LLMCall.record_response)
             if self.hosted is not None:
                 with swallow("recording onto the fallback attempt"):
                     self.hosted.settle()
