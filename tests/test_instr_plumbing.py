@@ -19,7 +19,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from otel_llm import semconv
 from otel_llm.instrument import instrument, uninstrument
-from otel_llm.instrumentation import hosts
+from otel_llm.instrumentation import _base, hosts
 from otel_llm.instrumentation.ollama import OllamaInstrumentor
 from otel_llm.instrumentation.openai import OpenAIInstrumentor
 from tests.fake_provider import PROMPT_TOKENS, FakeProvider
@@ -142,6 +142,20 @@ def test_an_explicit_mapping_applies_when_the_environment_one_is_malformed(fake,
     assert llm_spans(spans)[0].attributes[semconv.GEN_AI_PROVIDER_NAME] == "groq"
     with pytest.raises(ValueError):  # while a bad argument still fails at the call site
         instrument(provider_hosts="bogus")
+
+
+@pytest.mark.parametrize(("value", "meant"), [("true", True), (" On ", True), ("0", False), ("", False)])
+def test_include_usage_from_the_environment(monkeypatch, caplog, value, meant):
+    monkeypatch.setenv("OTEL_LLM_STREAM_INCLUDE_USAGE", value)
+    assert _base.Settings.from_options().include_usage is meant
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_a_value_of_include_usage_that_is_no_boolean_is_logged_and_taken_as_false(monkeypatch, caplog):
+    monkeypatch.setenv("OTEL_LLM_STREAM_INCLUDE_USAGE", "maybe")
+    assert _base.Settings.from_options().include_usage is False
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "OTEL_LLM_STREAM_INCLUDE_USAGE" in record.getMessage() and "'maybe'" in record.getMessage()
 
 
 def test_a_default_provider_applies_only_where_the_mapping_says_nothing():

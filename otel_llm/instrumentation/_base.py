@@ -32,6 +32,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry import context as otel_context
 
 from otel_llm import _context, semconv
+from otel_llm._safety import logger
 from otel_llm.call import LLMCall, enclosing_inference_span
 from otel_llm.instrumentation.hosts import HostResolver, Identity
 
@@ -44,8 +45,21 @@ OFF, OWN, NESTED, ATTEMPT = range(4)
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
 
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
 def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in _TRUE
+    """A boolean environment variable; a value that is neither true nor false is logged as
+    an error (a typo should not silently mean "off") and taken as false."""
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw not in _FALSE:
+        logger.error(
+            "otel-llm: %s=%r is not a boolean (expected true/false, 1/0, yes/no or on/off); taken as false",
+            name, raw,
+        )
+    return False
 
 
 @dataclass
