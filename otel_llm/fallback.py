@@ -49,6 +49,13 @@ back — the caller already holds the stream — and its outcome stays ``ok``.
 SDK retries inside an attempt (the OpenAI client retrying a 429 on its own) are HTTP
 attempts of the same provider call: the attempt's span observes the last one, and each
 earlier one gets a span of its own (:meth:`Attempt.open_earlier_try`).
+
+Known limits. An attempt's span observes one provider call: a target that makes several
+instrumented calls (a tool loop) records them all onto it, and the last answer's usage
+replaces the earlier ones'. A stream whose request is only sent when it is first read
+(an Ollama stream; the ``chat.completions.stream()`` manager, which sends it on entering
+its ``with``) fails after the chain has decided, so it never falls back; the manager's
+call is then a span of its own, outside the attempt.
 """
 
 from __future__ import annotations
