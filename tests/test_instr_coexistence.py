@@ -19,7 +19,7 @@ from openai._base_client import SyncAPIClient
 
 from otel_llm import semconv
 from otel_llm.instrument import instrument, uninstrument
-from otel_llm.instrumentation import _patching, hosts
+from otel_llm.instrumentation import hosts
 from tests.fake_provider import FakeProvider
 
 USER = [{"role": "user", "content": "hi"}]
@@ -34,13 +34,9 @@ def fake():
         yield provider
 
 
-@pytest.fixture(autouse=True, params=["wrapt", "fallback"])
-def _pristine(request, monkeypatch):
-    """Each test starts and ends with the clients as they ship, whatever it patched; it runs
-    with wrapt's chain functions and with the stand-ins used on older wrapt releases."""
-    if request.param == "fallback":
-        monkeypatch.setattr(_patching, "find_wrapper", _patching._find_wrapper)
-        monkeypatch.setattr(_patching, "unwrap_object", _patching._unwrap_object)
+@pytest.fixture(autouse=True)
+def _pristine(monkeypatch):
+    """Each test starts and ends with the clients as they ship, whatever it patched."""
     monkeypatch.delenv(hosts.PROVIDER_HOSTS_ENV, raising=False)
     uninstrument()
     shipped = {(cls, name): vars(cls)[name] for cls, name in TARGETS}
@@ -138,3 +134,38 @@ def test_a_wrapper_that_cannot_be_unlinked_passes_calls_through(fake, spans, cap
     assert all(vars(cls)[name] is fn for (cls, name), fn in patched.items())  # ours reused, not added
     call_both(fake)
     assert len(llm_spans(spans)) == 2 and len(seen) == 4  # recorded once each
+
+
+def _plain_patch_of_bound(cls: type, name: str, seen: list) -> None:
+    """Another library's patch without wrapt that reads the method from the class: with a
+    wrapt wrapper there, what it keeps (and names in ``__wrapped__``) is the bound wrapper
+    wrapt returns for that access, not the wrapper object in the class."""
+    inner = getattr(cls, name)
+
+    @functools.wraps(inner)
+    def patched(self, *args, **kwargs):
+        seen.append(name)
+        return inner(self, *args, **kwargs)
+
+    setattr(cls, name, patched)
+
+
+def test_ours_is_recognised_through_the_bound_wrapper_a_patch_kept(fake, spans):
+    instrument()
+    seen: list = []
+    for cls, name in TARGETS:
+        _plain_patch_of_bound(cls, name, seen)
+    patched = {(cls, name): vars(cls)[name] for cls, name in TARGETS}
+    assert instrument(include_usage=True) == ["openai", "ollama"]
+    assert all(vars(cls)[name] is fn for (cls, name), fn in patched.items())  # ours reused, not added
+    call_both(fake)
+    assert len(llm_spans(spans)) == 2 and len(seen) == 2  # recorded once each
+
+    uninstrument()
+    call_both(fake)
+    assert len(llm_spans(spans)) == 2 and len(seen) == 4  # their patch works, ours records nothing
+
+    assert instrument() == ["openai", "ollama"]
+    assert all(vars(cls)[name] is fn for (cls, name), fn in patched.items())
+    call_both(fake)
+    assert len(llm_spans(spans)) == 4 and len(seen) == 6

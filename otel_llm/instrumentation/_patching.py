@@ -19,13 +19,21 @@ that object, anywhere in the chain:
   debug level), and the instrumentation, uninstalled, makes it pass calls through
   unrecorded. A later :func:`patch` finds it in the chain and uses it again.
 
-The chain is read and changed with ``wrapt``'s own functions (``find_wrapper``,
-``unwrap_object``); older ``wrapt`` releases, which lack them, get an equivalent here.
+Our wrapper can be in the chain in either of two forms. A library that wraps the
+attribute as stored in the class finds the handle itself; one that reads the method
+from the class (``functools.wraps(Client.request)``) gets the bound wrapper ``wrapt``
+makes for that access, a ``BoundFunctionWrapper`` whose ``__wrapped__`` is the original
+function, not the handle. It refers to the handle as its parent (``_self_parent``, part
+of ``wrapt``'s wrapper interface in every release), and it records calls like the handle
+does, so it counts as ours: missing it would patch a second time (every call recorded
+twice) and take it for removed when it is not. ``wrapt``'s ``find_wrapper`` and
+``unwrap_object`` match the handle only, so the chain is walked here, one way for every
+``wrapt`` release.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import wrapt
 
@@ -37,58 +45,52 @@ _LIMIT = 64
 #: ``wrapt``'s proxy base class: a wrapper whose ``__wrapped__`` link can be changed in place.
 _PROXY: type = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 
-
-def _find_wrapper(obj: Any, handle: Any) -> Any:
-    """``handle`` if it is ``obj`` or reachable from it through ``__wrapped__``, else None."""
-    for _ in range(_LIMIT):
-        if obj is handle:
-            return obj
-        obj = getattr(obj, "__wrapped__", None)
-        if obj is None:
-            return None
-    return None
-
-
-def _unwrap_object(target: Any, name: str, handle: Any, *, missing_ok: bool = False) -> Any:
-    """Take ``handle`` out of the chain of ``target.<name>`` (``target`` defines ``name``)."""
-    current = vars(target).get(name)
-    if current is handle:
-        setattr(target, name, handle.__wrapped__)
-        return handle
-    above = current
-    for _ in range(_LIMIT):
-        below = getattr(above, "__wrapped__", None)
-        if below is None:
-            break
-        if below is handle:
-            if not isinstance(above, _PROXY):
-                raise ValueError(f"cannot remove the wrapper of {name}: wrapped by {type(above).__name__}")
-            above.__wrapped__ = handle.__wrapped__
-            return handle
-        above = below
-    if missing_ok:
-        return None
-    raise ValueError(f"wrapper of {name} not found")
-
-
-try:  # wrapt 2: its own chain functions
-    from wrapt import find_wrapper, unwrap_object
-except ImportError:  # pragma: no cover - older wrapt
-    find_wrapper, unwrap_object = _find_wrapper, _unwrap_object
-
 #: (class, method name) -> the wrapper otel-llm installed there.
 _HANDLES: dict[tuple[type, str], Any] = {}
 
 
+def _is_ours(entry: Any, handle: Any) -> bool:
+    """Whether ``entry`` is our wrapper: the handle, or a bound wrapper made from it."""
+    if entry is handle:
+        return True
+    # type(), not isinstance(): a proxy reports the class of what it wraps.
+    return issubclass(type(entry), wrapt.BoundFunctionWrapper) and entry._self_parent is handle
+
+
+def _chain(obj: Any) -> Iterator[Any]:
+    """``obj`` and what it wraps, following ``__wrapped__`` (at most ``_LIMIT`` links)."""
+    for _ in range(_LIMIT):
+        yield obj
+        obj = getattr(obj, "__wrapped__", None)
+        if obj is None:
+            return
+
+
 def _installed(cls: type, name: str) -> Any:
-    """Our wrapper of ``cls.<name>`` if it is still in the attribute's chain, else None."""
+    """The handle of our wrapper of ``cls.<name>`` if it is still in the chain, else None."""
     handle = _HANDLES.get((cls, name))
     if handle is None:
         return None
     try:
-        return find_wrapper(vars(cls).get(name), handle)
+        return handle if any(_is_ours(entry, handle) for entry in _chain(vars(cls).get(name))) else None
     except Exception:  # noqa: BLE001 - an unreadable chain: treat ours as gone
         return None
+
+
+def _unlink(cls: type, name: str, handle: Any) -> str | None:
+    """Take our wrapper out of the chain of ``cls.<name>``; why it could not be, or None."""
+    above = None
+    for entry in _chain(vars(cls).get(name)):
+        if _is_ours(entry, handle):
+            if above is None:
+                setattr(cls, name, handle.__wrapped__)  # the original, as the class stored it
+            elif issubclass(type(above), _PROXY):
+                above.__wrapped__ = entry.__wrapped__  # what ``above`` saw, less our wrapper
+            else:
+                return f"wrapped by {type(above).__name__}"
+            return None
+        above = entry
+    return None
 
 
 def is_patched(cls: type, name: str) -> bool:
@@ -110,14 +112,12 @@ def unpatch(cls: type, name: str) -> bool:
     caller then has to make it pass calls through.
     """
     handle = _installed(cls, name)
-    if handle is None:
-        _HANDLES.pop((cls, name), None)
-        return True
-    reason: BaseException | None = None
-    try:
-        unwrap_object(cls, name, handle, missing_ok=True)
-    except Exception as exc:  # noqa: BLE001 - whatever wrapt says, the chain decides below
-        reason = exc
+    reason: str | BaseException | None = None
+    if handle is not None:
+        try:
+            reason = _unlink(cls, name, handle)
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the chain decides below
+            reason = exc
     if _installed(cls, name) is None:
         _HANDLES.pop((cls, name), None)
         return True
