@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
+import threading
 
 import ollama
 import openai
@@ -169,3 +171,38 @@ def test_ours_is_recognised_through_the_bound_wrapper_a_patch_kept(fake, spans):
     assert all(vars(cls)[name] is fn for (cls, name), fn in patched.items())
     call_both(fake)
     assert len(llm_spans(spans)) == 4 and len(seen) == 6
+
+
+def _wrappers_in_chain(cls: type, name: str) -> int:
+    """The wrapt wrappers in the chain of ``cls.<name>`` (in these tests, all of them ours)."""
+    return sum(isinstance(entry, wrapt.FunctionWrapper) for entry in wrapt.wrapper_chain(vars(cls)[name]))
+
+
+def test_instrument_from_several_threads_at_once_patches_once(fake, spans):
+    errors: list = []
+
+    def run(barrier: threading.Barrier) -> None:
+        try:
+            barrier.wait()
+            instrument()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, inside the check-then-wrap too
+    try:
+        for _ in range(100):
+            uninstrument()
+            barrier = threading.Barrier(8)
+            threads = [threading.Thread(target=run, args=(barrier,)) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            counts = {name: _wrappers_in_chain(cls, name) for cls, name in TARGETS}
+            assert counts == {name: 1 for _cls, name in TARGETS}
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    call_both(fake)
+    assert len(llm_spans(spans)) == 2

@@ -29,10 +29,15 @@ does, so it counts as ours: missing it would patch a second time (every call rec
 twice) and take it for removed when it is not. ``wrapt``'s ``find_wrapper`` and
 ``unwrap_object`` match the handle only, so the chain is walked here, one way for every
 ``wrapt`` release.
+
+Patching and unpatching happen at ``instrument()``/``uninstrument()`` time, possibly from
+several threads at once: each check of the chain and the change it decides are made
+under one lock, or two threads could both find no wrapper of ours and both add one.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Iterator
 
 import wrapt
@@ -47,6 +52,9 @@ _PROXY: type = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 
 #: (class, method name) -> the wrapper otel-llm installed there.
 _HANDLES: dict[tuple[type, str], Any] = {}
+
+#: Makes each check of a chain and the change decided from it one step (see the docstring).
+_LOCK = threading.Lock()
 
 
 def _is_ours(entry: Any, handle: Any) -> bool:
@@ -101,8 +109,9 @@ def is_patched(cls: type, name: str) -> bool:
 
 def patch(cls: type, name: str, wrapper: Callable[..., Any]) -> None:
     """Wrap the method ``name`` that ``cls`` defines with ``wrapper``, unless ours already is."""
-    if _installed(cls, name) is None:
-        _HANDLES[(cls, name)] = wrapt.wrap_function_wrapper(cls, name, wrapper)
+    with _LOCK:
+        if _installed(cls, name) is None:
+            _HANDLES[(cls, name)] = wrapt.wrap_function_wrapper(cls, name, wrapper)
 
 
 def unpatch(cls: type, name: str) -> bool:
@@ -111,16 +120,17 @@ def unpatch(cls: type, name: str) -> bool:
     Returns False when ours is still in the chain because it could not be unlinked; the
     caller then has to make it pass calls through.
     """
-    handle = _installed(cls, name)
-    reason: str | BaseException | None = None
-    if handle is not None:
-        try:
-            reason = _unlink(cls, name, handle)
-        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the chain decides below
-            reason = exc
-    if _installed(cls, name) is None:
-        _HANDLES.pop((cls, name), None)
-        return True
+    with _LOCK:
+        handle = _installed(cls, name)
+        reason: str | BaseException | None = None
+        if handle is not None:
+            try:
+                reason = _unlink(cls, name, handle)
+            except Exception as exc:  # noqa: BLE001 - whatever went wrong, the chain decides below
+                reason = exc
+        if _installed(cls, name) is None:
+            _HANDLES.pop((cls, name), None)
+            return True
     logger.debug(
         "otel-llm: %s.%s.%s is wrapped above otel-llm's wrapper by something that cannot be "
         "relinked (%s); otel-llm's wrapper stays in place and passes calls through unrecorded",
