@@ -370,7 +370,8 @@ def _decorate(
             return result
         try:
             call = attempt.call
-            if call is not None and not call.ended and call.span is trace.get_current_span():
+            if (call is not None and not call.ended and call.span is trace.get_current_span()
+                    and result is not getattr(call, "_recorded", None)):  # an instrumented client's, recorded
                 record(call, result)
         except Exception as exc:  # noqa: BLE001
             report("reading the LLM response", exc)

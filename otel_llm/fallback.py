@@ -50,12 +50,17 @@ SDK retries inside an attempt (the OpenAI client retrying a 429 on its own) are 
 attempts of the same provider call: the attempt's span observes the last one, and each
 earlier one gets a span of its own (:meth:`Attempt.open_earlier_try`).
 
-Known limits. An attempt's span observes one provider call: a target that makes several
-instrumented calls (a tool loop) records them all onto it, and the last answer's usage
-replaces the earlier ones'. A stream whose request is only sent when it is first read
-(an Ollama stream; the ``chat.completions.stream()`` manager, which sends it on entering
-its ``with``) fails after the chain has decided, so it never falls back; the manager's
-call is then a span of its own, outside the attempt.
+Known limits. An attempt's span observes one provider call. A target that makes several
+instrumented calls (a tool loop, calls gathered concurrently) records them all onto it,
+the last answer's usage replacing the earlier ones'; a call made after the attempt's
+span has ended (after its stream) is a span of its own inside it, which trace inference
+in the collector takes for the provider call and the attempt's span for a wrapper. The
+answer of a non-streamed ``.with_raw_response`` is recorded when the call returns, so a
+target that also records ``raw.parse()`` counts its tool calls twice. A stream whose
+request is only sent when it is first read (an Ollama stream; the
+``chat.completions.stream()`` manager, which sends it on entering its ``with``) fails
+after the chain has decided, so it never falls back; the manager's call is then a span
+of its own, outside the attempt.
 """
 
 from __future__ import annotations

@@ -208,6 +208,25 @@ def test_an_answer_recorded_by_the_target_as_well_as_by_the_client_counts_once(c
     assert len(span.attributes[semconv.OTEL_LLM_TOOL_CALL_NAMES]) == emitted
 
 
+@pytest.mark.parametrize("provider", ["openai", "ollama"])
+def test_a_decorated_target_calling_an_instrumented_client_counts_its_answer_once(client, oclient, spans, provider):
+    from otel_llm import llm_call
+
+    tools = [{"type": "function", "function": {"name": name, "parameters": {"type": "object", "properties": {}}}}
+             for name in ("lookup", "search")]
+
+    @llm_call(provider=provider, model="m")
+    def ask(q):
+        if provider == "openai":
+            return client.chat.completions.create(model="gpt-4o-mini", messages=USER, tools=tools)
+        return oclient.chat(model="llama3.2", messages=USER, tools=tools)
+
+    fallback_chain("answer", [Target(provider, "m", route="primary", call=ask)]).run("q")
+    (span,) = llm_spans(spans)
+    assert span.attributes[semconv.OTEL_LLM_TOOL_CALLS] == 2  # the two tool calls the answer carries
+    assert span.attributes[semconv.OTEL_LLM_ROUTE] == "primary"
+
+
 def test_ollama_stream_inside_a_chain_attempt_is_recorded_until_it_ends(oclient, spans):
     chain = one_chain(lambda: oclient.chat(model="llama3.2", messages=USER, stream=True), "ollama", "llama3.2")
     stream = chain.run()

@@ -47,14 +47,20 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
+#: (variable, value) pairs already reported as not boolean: each is logged once, not once
+#: per instrumentor that reads it.
+_reported_flags: set[tuple[str, str]] = set()
+
 
 def _env_flag(name: str) -> bool:
     """A boolean environment variable; a value that is neither true nor false is logged as
     an error (a typo should not silently mean "off") and taken as false."""
-    raw = os.environ.get(name, "").strip().lower()
-    if raw in _TRUE:
+    raw = os.environ.get(name, "")
+    value = raw.strip().lower()
+    if value in _TRUE:
         return True
-    if raw not in _FALSE:
+    if value not in _FALSE and (name, raw) not in _reported_flags:
+        _reported_flags.add((name, raw))
         logger.error(
             "otel-llm: %s=%r is not a boolean (expected true/false, 1/0, yes/no or on/off); taken as false",
             name, raw,
