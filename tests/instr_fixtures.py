@@ -7,10 +7,11 @@ they do with ``tests.pg``.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
+from otel_llm import semconv
 from otel_llm.instrument import instrument, uninstrument
 from tests.fake_provider import FakeProvider
 
@@ -36,3 +37,11 @@ def instrumented() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _fresh(fake: FakeProvider) -> None:
     fake.reset()
+
+
+def llm_spans(exporter: Any) -> list[Any]:
+    """Finished inference spans (chat, text completion, embeddings...), in the order they ended."""
+    return [
+        s for s in exporter.get_finished_spans()
+        if s.attributes.get(semconv.GEN_AI_OPERATION_NAME) in semconv.INFERENCE_OPERATIONS
+    ]

@@ -23,6 +23,7 @@ from otel_llm import semconv
 from otel_llm.instrument import instrument, uninstrument
 from otel_llm.instrumentation import hosts
 from tests.fake_provider import FakeProvider
+from tests.instr_fixtures import llm_spans
 
 USER = [{"role": "user", "content": "hi"}]
 
@@ -69,12 +70,6 @@ def call_both(fake: FakeProvider) -> None:
     with ollama.Client(host=fake.url) as local:
         local.chat(model="llama3.2", messages=USER)
 
-
-def llm_spans(exporter):
-    return [
-        s for s in exporter.get_finished_spans()
-        if s.attributes.get(semconv.GEN_AI_OPERATION_NAME) in semconv.INFERENCE_OPERATIONS
-    ]
 
 
 def test_instrument_patches_under_another_librarys_wrapper(fake, spans):

@@ -21,7 +21,7 @@ from otel_llm.fallback import Target, fallback_chain
 from processor.derive import derive
 from processor.trace_inference import derive_trace
 from tests.fake_provider import PROMPT_TOKENS
-from tests.instr_fixtures import _fresh, anyio_backend, fake, instrumented  # noqa: F401 - fixtures
+from tests.instr_fixtures import _fresh, anyio_backend, fake, instrumented, llm_spans  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.anyio
 
@@ -52,12 +52,6 @@ async def aoclient(fake):
     async with ollama.AsyncClient(host=fake.url) as c:
         yield c
 
-
-def llm_spans(exporter):
-    return [
-        s for s in exporter.get_finished_spans()
-        if s.attributes.get(semconv.GEN_AI_OPERATION_NAME) in semconv.INFERENCE_OPERATIONS
-    ]
 
 
 def chain_span(exporter):

@@ -16,7 +16,7 @@ from opentelemetry.trace import StatusCode
 
 import otel_llm
 from otel_llm import semconv
-from tests.instr_fixtures import _fresh, anyio_backend, fake, instrumented  # noqa: F401 - fixtures
+from tests.instr_fixtures import _fresh, anyio_backend, fake, instrumented, llm_spans  # noqa: F401 - fixtures
 from tests.fake_provider import OLLAMA_TIMINGS_NS, PROMPT_TOKENS
 
 pytestmark = pytest.mark.anyio
@@ -47,12 +47,6 @@ async def aclient(fake):
     async with ollama.AsyncClient(host=fake.url) as c:
         yield c
 
-
-def llm_spans(exporter):
-    return [
-        s for s in exporter.get_finished_spans()
-        if s.attributes.get(semconv.GEN_AI_OPERATION_NAME) in semconv.INFERENCE_OPERATIONS
-    ]
 
 
 def one_span(exporter):

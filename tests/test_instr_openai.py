@@ -24,7 +24,7 @@ from otel_llm.fallback import Target, fallback_chain
 from otel_llm.instrument import instrument
 from processor.derive import derive
 from tests.conftest import collect_points
-from tests.instr_fixtures import _fresh, anyio_backend, fake, instrumented  # noqa: F401 - fixtures
+from tests.instr_fixtures import _fresh, anyio_backend, fake, instrumented, llm_spans  # noqa: F401 - fixtures
 from tests.fake_provider import CACHED_TOKENS, PROMPT_TOKENS
 
 pytestmark = pytest.mark.anyio
@@ -47,13 +47,6 @@ async def aclient(fake):
     async with openai.AsyncOpenAI(base_url=fake.openai_base_url, api_key="test-key", max_retries=2) as c:
         yield c
 
-
-def llm_spans(exporter):
-    """Finished inference spans, in the order they ended."""
-    return [
-        s for s in exporter.get_finished_spans()
-        if s.attributes.get(semconv.GEN_AI_OPERATION_NAME) in semconv.INFERENCE_OPERATIONS
-    ]
 
 
 def one_span(exporter):

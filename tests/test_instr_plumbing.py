@@ -23,6 +23,7 @@ from otel_llm.instrumentation import _base, hosts
 from otel_llm.instrumentation.ollama import OllamaInstrumentor
 from otel_llm.instrumentation.openai import OpenAIInstrumentor
 from tests.fake_provider import PROMPT_TOKENS, FakeProvider
+from tests.instr_fixtures import llm_spans
 
 ROOT = Path(__file__).resolve().parent.parent
 USER = [{"role": "user", "content": "hi"}]
@@ -42,12 +43,6 @@ def _not_instrumented(monkeypatch):
     yield
     uninstrument()
 
-
-def llm_spans(exporter):
-    return [
-        s for s in exporter.get_finished_spans()
-        if s.attributes.get(semconv.GEN_AI_OPERATION_NAME) in semconv.INFERENCE_OPERATIONS
-    ]
 
 
 # --- identity (pure) -------------------------------------------------------------------------------
