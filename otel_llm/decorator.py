@@ -35,7 +35,6 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Mapping, Sequence
-from types import CoroutineType
 from typing import Any, Awaitable, Callable, TypeVar, overload
 
 from opentelemetry import trace
@@ -45,7 +44,10 @@ from otel_llm._safety import report
 from otel_llm.call import LLMCall, enclosing_inference_span
 from otel_llm.fallback import current_attempt
 from otel_llm.extract import StreamAccumulator, record_response
-from otel_llm.streaming import AsyncStreamWrapper, ChunkAccumulator, ChunkHook, SyncStreamWrapper
+from otel_llm.streaming import (
+    ASYNC_STREAM, COROUTINE, PLAIN, SYNC_STREAM, AsyncStreamWrapper, ChunkAccumulator, ChunkHook,
+    SyncStreamWrapper, result_kind,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,37 +57,8 @@ ModelFrom = str | Callable[[tuple[Any, ...], dict[str, Any]], "str | None"]
 _UNSET: Any = object()
 _MODEL_PARAM = "model"
 
-_PLAIN = 0
-_SYNC_STREAM = 1
-_ASYNC_STREAM = 2
-_COROUTINE = 3
-#: What kind of result each returned type is, decided once per type.
-_RESULT_KIND: dict[type, int] = {}
-_RESULT_KIND_MAX = 1024
-
 _ATTRIBUTE_SCALARS = (str, bool, int, float)
 _WRAPPERS = (SyncStreamWrapper, AsyncStreamWrapper)
-
-
-def _result_kind(result: Any) -> int:
-    cls = type(result)
-    kind = _RESULT_KIND.get(cls)
-    if kind is None:
-        try:
-            if hasattr(cls, "__anext__"):
-                kind = _ASYNC_STREAM
-            elif hasattr(cls, "__next__"):
-                kind = _SYNC_STREAM
-            elif cls is CoroutineType:
-                kind = _COROUTINE
-            else:
-                kind = _PLAIN
-        except Exception as exc:  # noqa: BLE001 - a type that cannot even be inspected: a plain value
-            report("inspecting a returned value", exc)
-            return _PLAIN
-        if len(_RESULT_KIND) < _RESULT_KIND_MAX:
-            _RESULT_KIND[cls] = kind
-    return kind
 
 
 def _end(call: LLMCall, error: BaseException | None = None) -> None:
@@ -366,7 +339,7 @@ def _decorate(
         ``attempt.call`` tells the chain the response is recorded already.
         """
         attempt = current_attempt()
-        if attempt is None or _result_kind(result) != _PLAIN:
+        if attempt is None or result_kind(result) != PLAIN:
             return result
         try:
             call = attempt.call
@@ -382,8 +355,8 @@ def _decorate(
 
     def complete(call: LLMCall, result: Any) -> Any:
         """Record a returned response and end the span; or hand a returned stream its end."""
-        result_kind = _result_kind(result)
-        if result_kind == _PLAIN:
+        kind = result_kind(result)
+        if kind == PLAIN:
             try:
                 record(call, result)
             except Exception as exc:  # noqa: BLE001
@@ -394,11 +367,11 @@ def _decorate(
         if type(result) in _WRAPPERS and result._llm_state.call is call:
             return result  # already wrapped for this very call: a second wrapper would count twice
         try:
-            if read_stream_kwarg and result_kind != _COROUTINE:
+            if read_stream_kwarg and kind != COROUTINE:
                 call.set_attribute(semconv.GEN_AI_REQUEST_STREAM, True)
-            if result_kind == _SYNC_STREAM:
+            if kind == SYNC_STREAM:
                 return SyncStreamWrapper(call, result, accumulator(call))
-            if result_kind == _ASYNC_STREAM:
+            if kind == ASYNC_STREAM:
                 return AsyncStreamWrapper(call, result, accumulator(call))
             return _follow(call, result)
         except Exception as exc:  # noqa: BLE001 - wrapping failed: hand back the bare result
@@ -445,7 +418,7 @@ def _decorate(
             except BaseException as exc:
                 _end(call, exc)
                 raise
-            if _result_kind(result) == _COROUTINE:  # an awaited value that is itself a coroutine: leave it be
+            if result_kind(result) == COROUTINE:  # an awaited value that is itself a coroutine: leave it be
                 _end(call)
                 return result
             return complete(call, result)

@@ -81,7 +81,7 @@ from otel_llm._safety import report, swallow
 from otel_llm._tracer import tracer
 from otel_llm.call import LLMCall, error_type_of
 from otel_llm.scope import current_scope
-from otel_llm.streaming import AsyncStreamWrapper, SyncStreamWrapper
+from otel_llm.streaming import ASYNC_STREAM, SYNC_STREAM, AsyncStreamWrapper, SyncStreamWrapper, result_kind
 from otel_llm.extract import StreamAccumulator
 
 #: Which errors make the chain try the next target: exception classes or a predicate.
@@ -100,6 +100,10 @@ _ATTEMPT_KEY = otel_context.create_key("otel_llm.fallback_attempt")
 _NEW, _ACTIVE, _OK, _FAILED, _RAISED = range(5)
 
 
+#: The wrapper of each kind of stream a target may return (:func:`~otel_llm.streaming.result_kind`).
+_WRAPPER_BY_KIND: dict[int, Callable[..., Any]] = {SYNC_STREAM: SyncStreamWrapper, ASYNC_STREAM: AsyncStreamWrapper}
+
+
 def _stream_wrapper(result: Any) -> Callable[..., Any] | None:
     """The wrapper class for a result that is a stream not wrapped yet, else None.
 
@@ -110,11 +114,7 @@ def _stream_wrapper(result: Any) -> Callable[..., Any] | None:
     cls = type(result)
     if cls is SyncStreamWrapper or cls is AsyncStreamWrapper:
         return None
-    if hasattr(cls, "__anext__"):
-        return AsyncStreamWrapper
-    if hasattr(cls, "__next__"):
-        return SyncStreamWrapper
-    return None
+    return _WRAPPER_BY_KIND.get(result_kind(result))
 
 
 def _check_name(what: str, value: Any, *, optional: bool = False) -> str | None:
@@ -645,7 +645,6 @@ class Attempt(AsyncWithToo):
         run._conclude_error(exc)
         run._close_if_auto()
         return False
-
 
     def open_earlier_try(self, attributes: Mapping[str, Any], start_time_ns: int) -> LLMCall | None:
         """Open a span for an earlier try of this attempt's provider call; None if it cannot be.

@@ -51,7 +51,7 @@ Usage (this is how the decorator and the auto-instrumentation use them)::
 from __future__ import annotations
 
 import inspect
-from types import TracebackType
+from types import CoroutineType, TracebackType
 from typing import TYPE_CHECKING, Any, AsyncIterable, Callable, Generic, Iterable, Iterator, Protocol, TypeVar
 
 from otel_llm import _context
@@ -693,3 +693,35 @@ def wrap_async(
     wrapper = _new(AsyncStreamWrapper)
     _set(wrapper, "_llm_state", state)
     return wrapper  # type: ignore[no-any-return]
+
+
+#: What a value returned by an observed function is (:func:`result_kind`): a plain answer,
+#: a stream (an iterator, or an async iterator, of chunks), or a coroutine.
+PLAIN, SYNC_STREAM, ASYNC_STREAM, COROUTINE = range(4)
+#: What kind of result each returned type is, decided once per type.
+_RESULT_KIND: dict[type, int] = {}
+_RESULT_KIND_MAX = 1024
+
+
+def result_kind(result: Any) -> int:
+    """Whether ``result`` is a plain answer, a sync or async stream, or a coroutine: what
+    the decorator and the fallback chain ask before recording a returned value (a stream
+    is wrapped so that its span ends with it)."""
+    cls = type(result)
+    kind = _RESULT_KIND.get(cls)
+    if kind is None:
+        try:
+            if hasattr(cls, "__anext__"):
+                kind = ASYNC_STREAM
+            elif hasattr(cls, "__next__"):
+                kind = SYNC_STREAM
+            elif cls is CoroutineType:
+                kind = COROUTINE
+            else:
+                kind = PLAIN
+        except Exception as exc:  # noqa: BLE001 - a type that cannot even be inspected: a plain value
+            report("inspecting a returned value", exc)
+            return PLAIN
+        if len(_RESULT_KIND) < _RESULT_KIND_MAX:
+            _RESULT_KIND[cls] = kind
+    return kind
