@@ -47,6 +47,24 @@ def report(where: str, exc: BaseException) -> None:
         pass
 
 
+#: (setting, value) pairs :func:`report_setting_once` has logged.
+_reported_settings: set[tuple[str, str | None]] = set()
+
+
+def report_setting_once(setting: str, value: str | None, message: str, *args: object) -> None:
+    """Log an error about a configuration setting (an environment variable) having a value
+    otel-llm cannot use, once per value: every instrumentor, and every ``instrument()``,
+    reads the setting again, and one line per bad value says all there is to say."""
+    try:
+        with _lock:
+            if (setting, value) in _reported_settings:
+                return
+            _reported_settings.add((setting, value))
+        logger.error(message, *args)
+    except Exception:  # pragma: no cover - logging itself broke; nothing more to do
+        pass
+
+
 class swallow:  # noqa: N801 - used like a function: ``with swallow("where"):``
     """Run the block; an ``Exception`` inside it is reported and does not propagate.
 
@@ -71,7 +89,8 @@ class swallow:  # noqa: N801 - used like a function: ``with swallow("where"):``
 
 
 def reset_for_tests() -> None:
-    """Forget rate-limit state (tests assert on log lines)."""
+    """Forget rate-limit and reported-setting state (tests assert on log lines)."""
     with _lock:
         _last_logged.clear()
         _suppressed.clear()
+        _reported_settings.clear()

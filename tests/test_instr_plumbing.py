@@ -18,6 +18,7 @@ from openai._base_client import AsyncAPIClient, SyncAPIClient
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from otel_llm import semconv
+from otel_llm._safety import reset_for_tests
 from otel_llm.instrument import instrument, uninstrument
 from otel_llm.instrumentation import _base, hosts
 from otel_llm.instrumentation.ollama import OllamaInstrumentor
@@ -111,7 +112,7 @@ def test_malformed_mapping_fails_at_the_call_site(bad):
 ])
 def test_malformed_mapping_in_the_environment_is_logged_and_ignored(bad, entry, fake, spans, monkeypatch, caplog):
     host = f"127.0.0.1:{fake.port}"
-    hosts.forget_reported_env()
+    reset_for_tests()  # each bad value is logged once per process
     monkeypatch.setenv(hosts.PROVIDER_HOSTS_ENV, bad.format(host=host))
     with caplog.at_level(logging.ERROR, logger="otel_llm"):
         assert instrument() == ["openai", "ollama"]
@@ -147,7 +148,7 @@ def test_include_usage_from_the_environment(monkeypatch, caplog, value, meant):
 
 
 def test_a_value_of_include_usage_that_is_no_boolean_is_logged_once_and_taken_as_false(monkeypatch, caplog):
-    monkeypatch.setattr(_base, "_reported_flags", set())
+    reset_for_tests()
     monkeypatch.setenv("OTEL_LLM_STREAM_INCLUDE_USAGE", "Maybe")
     assert _base.Settings.from_options().include_usage is False
     assert _base.Settings.from_options().include_usage is False  # read again (another instrumentor)

@@ -32,7 +32,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry import context as otel_context
 
 from otel_llm import _context, semconv
-from otel_llm._safety import logger
+from otel_llm._safety import report_setting_once
 from otel_llm.call import LLMCall, enclosing_inference_span
 from otel_llm.instrumentation.hosts import HostResolver, Identity
 
@@ -47,11 +47,6 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
-#: (variable, value) pairs already reported as not boolean: each is logged once, not once
-#: per instrumentor that reads it.
-_reported_flags: set[tuple[str, str]] = set()
-
-
 def _env_flag(name: str) -> bool:
     """A boolean environment variable; a value that is neither true nor false is logged as
     an error (a typo should not silently mean "off") and taken as false."""
@@ -59,10 +54,9 @@ def _env_flag(name: str) -> bool:
     value = raw.strip().lower()
     if value in _TRUE:
         return True
-    if value not in _FALSE and (name, raw) not in _reported_flags:
-        _reported_flags.add((name, raw))
-        logger.error(
-            "otel-llm: %s=%r is not a boolean (expected true/false, 1/0, yes/no or on/off); taken as false",
+    if value not in _FALSE:
+        report_setting_once(
+            name, raw, "otel-llm: %s=%r is not a boolean (expected true/false, 1/0, yes/no or on/off); taken as false",
             name, raw,
         )
     return False

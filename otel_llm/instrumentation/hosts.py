@@ -35,7 +35,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from otel_llm import semconv
-from otel_llm._safety import logger
+from otel_llm._safety import report_setting_once
 
 #: Environment variable with a user mapping (``host[:port]=provider,...``), for
 #: applications run under ``opentelemetry-instrument`` that cannot pass arguments.
@@ -123,10 +123,6 @@ def parse_provider_hosts(spec: str | Mapping[str, str] | None) -> dict[str, str]
     return out
 
 
-#: The last malformed value of the variable reported (each value is logged once).
-_reported_env: str | None = None
-
-
 def env_provider_hosts() -> dict[str, str]:
     """The user mapping in ``OTEL_LLM_PROVIDER_HOSTS``; empty when unset or malformed.
 
@@ -138,25 +134,16 @@ def env_provider_hosts() -> dict[str, str]:
     expected form, and ignored as a whole (applying the rest could label calls with a
     provider the user did not mean); calls are then named by the built-in host table.
     """
-    global _reported_env
     value = os.environ.get(PROVIDER_HOSTS_ENV)
     try:
         return parse_provider_hosts(value)
     except ValueError as exc:
-        if value != _reported_env:
-            _reported_env = value
-            logger.error(
-                "otel-llm: %s is ignored, no provider host mapping applies: %s "
-                "(expected comma-separated entries, e.g. %r)",
-                PROVIDER_HOSTS_ENV, exc, "llm.internal:8000=vllm,*.example.com=openrouter",
-            )
+        report_setting_once(
+            PROVIDER_HOSTS_ENV, value,
+            "otel-llm: %s is ignored, no provider host mapping applies: %s (expected comma-separated entries, e.g. %r)",
+            PROVIDER_HOSTS_ENV, exc, "llm.internal:8000=vllm,*.example.com=openrouter",
+        )
         return {}
-
-
-def forget_reported_env() -> None:
-    """Report the next malformed value of the variable even if it was reported (tests)."""
-    global _reported_env
-    _reported_env = None
 
 
 def _split(url: str) -> tuple[str | None, int | None]:
