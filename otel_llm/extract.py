@@ -407,6 +407,13 @@ def _responses_finish_reason(response: Any, has_tool_calls: bool) -> str | None:
     return None
 
 
+def _responses_error_type(error: Any) -> str:
+    """``error.type`` of a Responses API failure (a failed response's ``error``, or an
+    in-band ``error`` event): its ``code``, else ``_OTHER``."""
+    code = _get(error, "code") if error is not None else None
+    return str(code) if code else semconv.ERROR_TYPE_OTHER
+
+
 def _record_responses_api(call: LLMCall, response: Any) -> None:
     """A Responses API ``response`` object (also what ``response.completed`` events carry)."""
     output = _get(response, "output") or ()
@@ -433,8 +440,7 @@ def _record_responses_api(call: LLMCall, response: Any) -> None:
         _record_openai_usage(call, usage)
     if _get(response, "status") == "failed":
         error = _get(response, "error")
-        code = _get(error, "code") if error is not None else None
-        call.fail(str(code) if code else semconv.ERROR_TYPE_OTHER)
+        call.fail(_responses_error_type(error))
     if capture and (texts or tool_items):
         message = {
             "role": "assistant",
@@ -777,8 +783,7 @@ class StreamAccumulator:
                 if response is not None:
                     self._response = response  # the last one (completed/incomplete/failed) wins
                 elif _get(chunk, "type") == "error":  # the stream failed; the client raised nothing
-                    code = _get(chunk, "code")
-                    self._error = str(code) if code else semconv.ERROR_TYPE_OTHER
+                    self._error = _responses_error_type(chunk)
             elif kind == _KIND_OLLAMA:
                 self._add_ollama(chunk)
         except Exception as exc:  # noqa: BLE001 - per-chunk telemetry never raises
